@@ -61,6 +61,11 @@ class ConfigError(MmkitError):
             raise ValueError("ConfigError needs at least one problem")
         self.problems = list(problems)
         prefix = f"{source}: " if source else ""
-        count = f"{len(problems)} problem(s): " if len(problems) > 1 else ""
-        body = "; ".join(f"{code} {path}: {msg}" if path else f"{code} {msg}" for code, path, msg in problems)
-        super().__init__(problems[0][0], prefix + count + body)
+        if len(problems) == 1:
+            _, path, msg = problems[0]
+            body = f"{path}: {msg}" if path else msg
+        else:
+            body = f"{len(problems)} problems: " + "; ".join(
+                f"{code} {path}: {msg}" if path else f"{code} {msg}" for code, path, msg in problems
+            )
+        super().__init__(problems[0][0], prefix + body)

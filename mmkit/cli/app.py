@@ -121,6 +121,8 @@ def _register() -> None:
 
 # (module under mmkit/cli, command name): one line per working command.
 COMMANDS: list[tuple[str, str]] = [
+    ("config_cmd", "config"),
+    ("preflight_cmd", "preflight"),
 ]
 
 
