@@ -17,7 +17,7 @@ from mmkit.clock import utc_now_iso
 
 LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
 _SECRET_KEY = re.compile(r"(token|secret|api_key|apikey|password|passphrase|hmac)", re.IGNORECASE)
-_BARE = re.compile(r"^[A-Za-z0-9_.:/@+\-,%]+$")
+_BARE = re.compile(r"^[A-Za-z0-9_.:/@+\-,%*]+$")
 
 
 @dataclass(slots=True)
