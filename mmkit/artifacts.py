@@ -17,9 +17,10 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from mmkit import __version__
 from mmkit.clock import utc_now_iso
@@ -123,6 +124,51 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path | None:
     return target
 
 
+@contextmanager
+def atomic_writer(path: str | os.PathLike[str], buffer_bytes: int = 1 << 20) -> Iterator[BinaryIO]:
+    """Stream bytes into ``path`` atomically, for outputs too large to hold in memory.
+
+    Yields a binary file: the same protocol as ``write_bytes`` (temp file ``NAME.tmp.PID.HEX``
+    in the target folder -> write -> flush -> fsync -> ``os.replace`` -> fsync(folder)), run
+    when the ``with`` block ends normally; if the block raises, the temp file is removed, the
+    old target is untouched and the exception propagates unchanged.  ``-`` streams to stdout.
+    """
+    if str(path) == STDIO:
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    target = Path(path)
+    parent = target.parent if str(target.parent) else Path(".")
+    tmp = parent / f"{target.name}.tmp.{os.getpid()}.{os.urandom(4).hex()}"
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        fh = os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644), "wb", buffering=buffer_bytes)
+    except OSError as exc:
+        raise MmkitError("E_IO_WRITE", f"cannot write {target}: {exc.strerror or exc}") from exc
+    committed = False
+    try:
+        yield fh
+        try:
+            fh.flush()
+            os.fsync(fh.fileno())
+            fh.close()
+            os.replace(tmp, target)
+        except OSError as exc:
+            raise MmkitError("E_IO_WRITE", f"cannot write {target}: {exc.strerror or exc}") from exc
+        committed = True
+    finally:
+        if not committed:
+            try:
+                fh.close()
+            except OSError:
+                pass
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+    _fsync_dir(parent)
+
+
 def write_json(path: str | os.PathLike[str], obj: Any) -> Path | None:
     """Write ``obj`` as a canonical JSON artifact, atomically (``-`` = stdout)."""
     return write_bytes(path, canonical_bytes(obj))
@@ -144,7 +190,14 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path | None:
 
 def append_line(path: str | os.PathLike[str], line: str) -> None:
     """Append one whole line with ``O_APPEND`` and fsync, so a crash never tears it."""
-    data = (line.rstrip("\n") + "\n").encode("ascii")
+    append_lines(path, [line])
+
+
+def append_lines(path: str | os.PathLike[str], lines: list[str]) -> None:
+    """Append whole lines in one ``O_APPEND`` write and one fsync (batched appends)."""
+    if not lines:
+        return
+    data = "".join(line.rstrip("\n") + "\n" for line in lines).encode("ascii")
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -38,6 +38,8 @@ class MmkitGroup(TyperGroup):
             rv = super().main(args=args, prog_name=prog_name or "mmkit", complete_var=complete_var,
                               standalone_mode=False, **extra)
             code = rv if isinstance(rv, int) else 0
+            if code == EXIT_INTERRUPTED:  # Typer turns Ctrl-C into a silent Exit(130)
+                _fail("E_INTERRUPTED", "interrupted; no partial artifact was written", EXIT_INTERRUPTED)
         except click.exceptions.NoArgsIsHelpError as exc:
             sys.stdout.write(exc.ctx.get_help() + "\n")
             code = EXIT_USAGE
@@ -123,6 +125,7 @@ def _register() -> None:
 COMMANDS: list[tuple[str, str]] = [
     ("config_cmd", "config"),
     ("preflight_cmd", "preflight"),
+    ("audit_cmd", "audit"),
 ]
 
 
