@@ -124,6 +124,8 @@ class RiskConfig:
         for name in ("max_drawdown_pct", "risk_pause_threshold"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 out.append(("E_CFG_RANGE", name, "is a fraction and must be in [0, 1] (0.05 = 5%)"))
+        if 0 < self.max_drawdown_pct < self.risk_pause_threshold:
+            out.append(("E_CFG_RANGE", "risk_pause_threshold", "must be <= max_drawdown_pct: the pause has to come before the stop"))
         return out
 
 
@@ -372,6 +374,8 @@ class CircuitConfig:
             out.append(("E_CFG_RANGE", "window_sec", "must be > 0"))
         if self.half_open_probes < 1:
             out.append(("E_CFG_RANGE", "half_open_probes", "must be >= 1"))
+        if self.min_requests < 0:
+            out.append(("E_CFG_RANGE", "min_requests", "must be >= 0"))
         return out
 
 
@@ -405,8 +409,18 @@ class ThrottleConfig:
         for name in ("creates_per_sec", "amends_per_sec", "cancels_per_sec"):
             if getattr(self, name) <= 0:
                 out.append(("E_CFG_RANGE", name, "must be > 0"))
+        for name in ("creates_per_sec", "amends_per_sec", "cancels_per_sec"):
+            if 0 < getattr(self, name) * self.window_sec < 1:
+                out.append(("E_CFG_RANGE", name, f"x window_sec must be >= 1, or no {name.split('_')[0][:-1]} is ever allowed"))
+        if self.backoff_base_ms < 1:
+            out.append(("E_CFG_RANGE", "backoff_base_ms", "must be >= 1"))
         if self.backoff_cap_ms < self.backoff_base_ms:
             out.append(("E_CFG_RANGE", "backoff_cap_ms", "must be >= backoff_base_ms"))
+        if not 0.0 <= self.jitter_ratio < 1.0:
+            out.append(("E_CFG_RANGE", "jitter_ratio", "must be in [0, 1)"))
+        for where, th in [("global", self.global_thresholds), *((f"per_symbol.{k}", v) for k, v in self.per_symbol.items())]:
+            if th.max_throttle_backoff_ms < 0 or th.max_throttle_events_in_window_total < 0:
+                out.append(("E_CFG_RANGE", where, "thresholds must be >= 0"))
         return out
 
 
@@ -455,6 +469,14 @@ class KillswitchConfig:
     max_latency_delta_ms: int = 50
     min_fills: int = 100
     action: Literal["rollback", "freeze"] = "rollback"
+
+    def check(self) -> list[Problem]:
+        out: list[Problem] = []
+        if not 0.0 <= self.max_reject_delta <= 1.0:
+            out.append(("E_CFG_RANGE", "max_reject_delta", "is a rate delta and must be in [0, 1]"))
+        if self.min_fills < 0:
+            out.append(("E_CFG_RANGE", "min_fills", "must be >= 0"))
+        return out
 
 
 @dataclass(frozen=True, slots=True)
