@@ -178,7 +178,29 @@ class CostConfig:
         for name in ("fill_rate_half_life_sec", "turnover_half_life_sec"):
             if getattr(self, name) < 10:
                 out.append(("E_CFG_RANGE", name, "must be >= 10"))
+        for name in ("max_slippage_bps_cap", "slippage_k_bps_per_kusd", "slippage_bps_base"):
+            if getattr(self, name) < 0:
+                out.append(("E_CFG_RANGE", name, "must be >= 0"))
+        for sym, ov in self.per_symbol.items():
+            for name in ("fill_rate_floor", "fill_rate_sensitivity", "liquidity_sensitivity", "liquidity_min_floor",
+                         "turnover_sensitivity", "turnover_floor"):
+                value = getattr(ov, name)
+                if value is not None and not 0.0 <= value <= 1.0:
+                    out.append(("E_CFG_RANGE", f"per_symbol.{sym}.{name}", "must be in [0, 1]"))
+            for name in ("slippage_bps_base", "slippage_k_bps_per_kusd"):
+                value = getattr(ov, name)
+                if value is not None and value < 0:
+                    out.append(("E_CFG_RANGE", f"per_symbol.{sym}.{name}", "must be >= 0"))
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetConfig:
+    """Drawdown softening of the budget and the dust guard (0 = off)."""
+
+    drawdown_soft_cap_ratio: float = 0.0
+    pnl_sensitivity_ratio: float = 0.0
+    min_target_usd: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +217,7 @@ class PortfolioConfig:
     levels_per_side_min: int = 1
     levels_per_side_max: int = 10
     cost: CostConfig = field(default_factory=CostConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
 
     def check(self) -> list[Problem]:
         out: list[Problem] = []
@@ -208,6 +231,8 @@ class PortfolioConfig:
             out.append(("E_CFG_RANGE", "ema_alpha", "must be in (0, 1]"))
         if self.levels_per_side_min < 1 or self.levels_per_side_max < self.levels_per_side_min:
             out.append(("E_CFG_RANGE", "levels_per_side_max", "need 1 <= levels_per_side_min <= levels_per_side_max"))
+        if self.rebalance_minutes <= 0:
+            out.append(("E_CFG_RANGE", "rebalance_minutes", "must be > 0"))
         for sym, w in self.manual_weights.items():
             if w < 0:
                 out.append(("E_CFG_RANGE", f"manual_weights.{sym}", "weights must be >= 0"))
@@ -569,6 +594,10 @@ class Config:
         out: list[Problem] = []
         n = len(self.trading.symbols)
         pf = self.portfolio
+        unknown = sorted(set(pf.manual_weights) - set(self.trading.symbols))
+        if unknown:
+            out.append(("E_CFG_WEIGHTS", "portfolio.manual_weights",
+                        f"names symbols not in trading.symbols: {', '.join(unknown)}"))
         # One symbol takes the whole budget: weight clamps only bind from two symbols on.
         if n >= 2 and pf.min_weight <= pf.max_weight:
             if n * pf.min_weight > 1.0 + 1e-9:
