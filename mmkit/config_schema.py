@@ -543,6 +543,45 @@ class SignalsConfig:
         return out
 
 
+_MUX_PROFILES = ("Conservative", "Moderate", "Aggressive")
+_MUX_REGIMES = ("low", "mid", "high")
+
+
+def _mux_weights() -> dict[str, dict[str, float]]:
+    rows = {"low": (0.2, 0.4, 0.4), "mid": (0.4, 0.4, 0.2), "high": (0.7, 0.3, 0.0)}
+    return {r: dict(zip(_MUX_PROFILES, w)) for r, w in rows.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class MuxConfig:
+    """Multi-strategy mux (seed "Multi-Strategy Mux"): sigma bands in bps per sqrt(s)."""
+
+    band_edges: list[float] = field(default_factory=lambda: [0.8, 1.5, 9.99])
+    weights: dict[str, dict[str, float]] = field(default_factory=_mux_weights)
+    weight_caps: dict[str, float] = field(default_factory=lambda: {"Conservative": 1.0, "Moderate": 1.0, "Aggressive": 0.35})
+    hysteresis_sec: float = 60.0
+
+    def check(self) -> list[Problem]:
+        out: list[Problem] = []
+        e = self.band_edges
+        if len(e) != 3 or not 0 < e[0] < e[1] <= e[2]:
+            out.append(("E_CFG_RANGE", "band_edges", "needs 3 edges with 0 < low/mid < mid/high <= top"))
+        if set(self.weights) != set(_MUX_REGIMES):
+            out.append(("E_CFG_RANGE", "weights", f"needs exactly the regimes {', '.join(_MUX_REGIMES)}"))
+        for regime, row in self.weights.items():
+            bad = sorted(set(row) - set(_MUX_PROFILES))
+            if bad or any(w < 0 for w in row.values()) or sum(row.values()) <= 0:
+                out.append(("E_CFG_RANGE", f"weights.{regime}",
+                            f"profiles {', '.join(_MUX_PROFILES)} with weights >= 0 and a positive sum"))
+        bad = sorted(set(self.weight_caps) - set(_MUX_PROFILES))
+        caps = [self.weight_caps.get(p, 1.0) for p in _MUX_PROFILES]
+        if bad or any(not 0 <= c <= 1 for c in caps):
+            out.append(("E_CFG_RANGE", "weight_caps", f"caps in [0, 1] for {', '.join(_MUX_PROFILES)}"))
+        elif sum(caps) < 1.0:
+            out.append(("E_CFG_RANGE", "weight_caps", "caps sum below 1: the weights could never sum to 1"))
+        return out
+
+
 @dataclass(frozen=True, slots=True)
 class LoggingConfig:
     level: Literal["debug", "info", "warning", "error"] = "info"
@@ -587,6 +626,7 @@ class Config:
     killswitch: KillswitchConfig = field(default_factory=KillswitchConfig)
     autopolicy: AutopolicyConfig = field(default_factory=AutopolicyConfig)
     signals: SignalsConfig = field(default_factory=SignalsConfig)
+    mux: MuxConfig = field(default_factory=MuxConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     venue: VenueConfig = field(default_factory=VenueConfig)
 

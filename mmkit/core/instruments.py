@@ -7,6 +7,7 @@ value that is not on the grid instead of rounding it silently.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
@@ -96,3 +97,65 @@ def infer_step(values: list[str]) -> Decimal:
             frac = text.split(".", 1)[1].rstrip("0")
             places = max(places, len(frac))
     return Decimal(1).scaleb(-places)
+
+
+# ----------------------------------------------------------------------------- fast exact path
+# ``to_units``/``from_units`` go through ``Decimal`` (about 1 us a value).  Readers convert
+# millions of values, so they split a step once into ``mantissa * 10**-places`` (0.01 ->
+# (1, 2); 0.5 -> (5, 1); 10 -> (10, 0)) and then convert with string slicing and ``int()``:
+# still exact (no float anywhere), about 3-5x faster.  Property tests check both paths agree.
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?", re.ASCII)
+
+
+def step_scale(step: Decimal) -> tuple[int, int]:
+    """``(mantissa, places)`` with ``step == mantissa * 10**-places`` and ``places >= 0``."""
+    if not step.is_finite() or step <= 0:
+        raise GridError(f"step must be a positive finite decimal, got {step}")
+    _sign, digits, exp = step.normalize().as_tuple()
+    assert isinstance(exp, int)
+    mantissa = int("".join(map(str, digits)))
+    if exp >= 0:
+        return mantissa * 10**exp, 0
+    return mantissa, -exp
+
+
+def is_decimal_text(text: object) -> bool:
+    """True for a plain decimal string: optional ``-``, digits, optional ``.digits`` (no exponent)."""
+    return isinstance(text, str) and _DECIMAL_TEXT.fullmatch(text) is not None
+
+
+def parse_units(text: str, mantissa: int, places: int) -> int:
+    """Exact ``text / (mantissa * 10**-places)`` for a plain decimal string (see ``is_decimal_text``).
+
+    Raises ``GridError`` if ``text`` is not a plain decimal string or not on the grid.
+    """
+    if not is_decimal_text(text):
+        raise GridError(f"not a plain decimal string: {text!r}")
+    return plain_to_units(text, mantissa, places)
+
+
+def plain_to_units(text: str, mantissa: int, places: int) -> int:
+    """``parse_units`` for text already known to be a plain decimal string (no format check)."""
+    if places and text[-places - 1 : -places] == ".":  # exactly ``places`` decimals: what writers emit
+        units = int(text.replace(".", ""))
+    else:
+        whole, _, frac = text.partition(".")
+        if len(frac) > places:
+            if frac[places:].strip("0"):
+                raise GridError(f"{text} is not a multiple of {format_units(1, mantissa, places)}")
+            frac = frac[:places]
+        units = int(whole + frac + "0" * (places - len(frac)))
+    if mantissa != 1:
+        units, rest = divmod(units, mantissa)
+        if rest:
+            raise GridError(f"{text} is not a multiple of {format_units(1, mantissa, places)}")
+    return units
+
+
+def format_units(units: int, mantissa: int, places: int) -> str:
+    """``units * step`` as a plain decimal string with exactly ``places`` decimals."""
+    value = units * mantissa
+    if not places:
+        return str(value)
+    digits = str(-value if value < 0 else value).rjust(places + 1, "0")
+    return ("-" if value < 0 else "") + digits[:-places] + "." + digits[-places:]

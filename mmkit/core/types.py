@@ -136,7 +136,10 @@ class CreateOrder:
 
 @dataclass(frozen=True, slots=True)
 class AmendOrder:
-    """Change price and/or size of a resting order (queue priority is lost on a price change)."""
+    """Change price and/or size of a resting order (queue priority is lost on a price change).
+
+    ``qty`` is the new total quantity, filled part included (Bybit ``qty`` semantics).
+    """
 
     client_id: str
     symbol: str
@@ -163,7 +166,11 @@ Action = CreateOrder | AmendOrder | CancelOrder
 
 @dataclass(frozen=True, slots=True)
 class Ack:
-    """The venue accepted a create or amend; ``price``/``qty`` are what now rests."""
+    """The venue accepted a create or amend; ``price``/``qty`` are what now rests.
+
+    ``qty`` is the order's total quantity, filled part included (as venues report it and
+    as ``AmendOrder.qty`` asks for it); 0 for either means "as requested".
+    """
 
     ts: int
     client_id: str
@@ -190,6 +197,9 @@ class Fill:
     ``fee`` is exact (``Decimal``) in quote currency (USD; base coin for inverse
     contracts) and negative for a rebate; ``liquidity`` is ``"maker"`` or ``"taker"``.
     Fills are rare next to market events, so exact money here costs nothing measurable.
+    ``cum_qty`` is the order's cumulative filled lots *after* this fill (0 = unknown):
+    ``(client_id, cum_qty)`` identifies a fill, so a report delivered twice is applied
+    once (venues give it: Bybit ``cumExecQty`` / ``orderQty - leavesQty``, Binance ``z``).
     """
 
     ts: int
@@ -200,6 +210,7 @@ class Fill:
     qty: int
     liquidity: str
     fee: Decimal = Decimal(0)
+    cum_qty: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,7 +35,7 @@ def test_ok(workdir, frozen):
 
 def test_golden_and_byte_identical_runs(workdir, frozen, monkeypatch):
     cfg = workdir / "cfg.yaml"
-    cfg.write_bytes((ROOT / "config" / "example.yaml").read_bytes())
+    cfg.write_bytes((ROOT / "fixtures" / "config" / "small.yaml").read_bytes())
     e = {"MM_ENV": "dev", "MM_CONFIG_PATH": "cfg.yaml"}
     assert run_cli("preflight", env=e).code == 0
     first = (workdir / "artifacts" / "rc_validator.json").read_bytes()
