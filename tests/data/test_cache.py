@@ -1,0 +1,251 @@
+"""Columnar cache: exact round trips (also through JSONL), documented layout, raw columns,
+spilling, integrity errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from decimal import Decimal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mmkit.core.events import BUY, SELL, BookDelta, BookSnapshot, Quote, SeqGap, Trade
+from mmkit.core.instruments import Instrument
+from mmkit.data import cache as mc
+from mmkit.data.cache import CacheWriter, build_cache, load_cache, write_cache
+from mmkit.data.instruments import instrument_record, load_registry
+from mmkit.data.jsonl import JsonlReader
+from mmkit.errors import MmkitError
+from support import ROOT
+
+FIXTURE = ROOT / "fixtures" / "synthetic" / "events_small.jsonl"
+SPOT = load_registry(env=False).get("BTCUSDT", "binance-spot")
+COINM = load_registry(env=False).get("BTCUSD_PERP", "binance-coinm")
+PINNED = {"BTCUSDT": SPOT, "BTCUSD_PERP": COINM}
+EXPECTED = list(JsonlReader(FIXTURE, instruments=PINNED))  # tests/data/test_jsonl.py checks these exactly
+MIXED = EXPECTED + [
+    Trade(1723161257000000000, 1723161257000000001, "BTCUSD_PERP", SELL, 618014, 3),
+    Quote(1723161257000000002, 1723161257000000003, "BTCUSD_PERP", 618014, 392, 618015, 0),
+    BookDelta(1723161257000000004, 1723161257000000005, "BTCUSD_PERP", (), ()),
+]
+
+
+@pytest.fixture(autouse=True)
+def no_user_registry(monkeypatch):
+    monkeypatch.delenv("MMKIT_INSTRUMENTS", raising=False)
+
+
+@pytest.mark.parametrize("use_mmap", [True, False], ids=["mmap", "read"])
+def test_round_trip_is_exact(tmp_path, use_mmap):
+    path = tmp_path / "c.mmc"
+    header = write_cache(path, MIXED, PINNED)
+    with load_cache(path, use_mmap=use_mmap, verify=True) as cache:
+        assert list(cache) == MIXED
+        assert len(cache) == len(MIXED) == header["events"]
+        assert cache.symbols == ("BTCUSDT", "BTCUSD_PERP")
+        assert cache.instruments == (SPOT, COINM)
+        assert cache.event(2) == MIXED[2] and cache.event(-1) == MIXED[-1]
+        assert list(cache.iter_events(3, 6)) == MIXED[3:6]
+        with pytest.raises(IndexError):
+            cache.event(len(MIXED))
+
+
+def test_raw_columns_follow_the_documented_payload(tmp_path):
+    path = tmp_path / "c.mmc"
+    write_cache(path, MIXED, PINNED)
+    with load_cache(path) as c:
+        kinds = [mc.KINDS[k] for k in c.kind]
+        assert kinds == [ev.kind for ev in MIXED]
+        trade = MIXED[2]
+        assert (c.ts[2], c.recv_ts[2], c.a[2], c.b[2], c.c[2], c.d[2]) == (trade.ts, trade.recv_ts, SELL, 6183763, 20000, 0)
+        quote = MIXED[1]
+        assert (c.a[1], c.b[1], c.c[1], c.d[1]) == (quote.bid_px, quote.bid_qty, quote.ask_px, quote.ask_qty)
+        snap = MIXED[0]
+        off, nb, na = c.a[0], c.b[0], c.c[0]
+        assert (off, nb, na) == (0, 3, 3)
+        assert list(zip(c.level_px[off:off + nb], c.level_qty[off:off + nb])) == list(snap.bids)
+        assert list(zip(c.level_px[off + nb:off + nb + na], c.level_qty[off + nb:off + nb + na])) == list(snap.asks)
+        gap = MIXED[6]
+        assert (c.a[6], c.b[6]) == (gap.expected, gap.got)
+        assert [c.sym[i] for i in range(len(MIXED))] == [0] * 10 + [1] * 3
+        assert c.columns["ts"].format == "q" and c.kind.format == "b" and c.sym.format == "H"
+        assert c.n_levels == sum(len(e.bids) + len(e.asks) for e in MIXED if hasattr(e, "bids"))
+
+
+def test_file_layout_matches_the_docs(tmp_path):
+    path = tmp_path / "c.mmc"
+    write_cache(path, MIXED, PINNED, source={"path": "x.jsonl", "sha256": "ab" * 32})
+    blob = path.read_bytes()
+    magic, version, hlen = struct.unpack_from("<8sII", blob)
+    assert (magic, version) == (b"MMKCACHE", 1) and (16 + hlen) % 8 == 0
+    header = json.loads(blob[16:16 + hlen])
+    assert header["schema"] == "mmkit.cache/v1" and header["byteorder"] == "little"
+    assert header["source"] == {"path": "x.jsonl", "sha256": "ab" * 32}
+    assert header["instruments"] == [instrument_record(SPOT), instrument_record(PINNED["BTCUSD_PERP"])]
+    assert header["instruments"][0]["tick_size"] == "0.01" and header["instruments"][0]["lot_size"] == "0.000001"
+    assert [c["name"] for c in header["columns"]] == [n for n, _ in mc.EVENT_COLUMNS + mc.LEVEL_COLUMNS]
+    start = 16 + hlen
+    for col in header["columns"]:
+        assert col["offset"] % 8 == 0
+        data = blob[start + col["offset"]:start + col["offset"] + col["nbytes"]]
+        assert hashlib.sha256(data).hexdigest() == col["sha256"]
+    last = header["columns"][-1]
+    assert len(blob) == start + last["offset"] + (last["nbytes"] + 7) // 8 * 8
+
+
+def test_same_events_same_bytes(tmp_path):
+    write_cache(tmp_path / "a.mmc", MIXED, PINNED)
+    write_cache(tmp_path / "b.mmc", MIXED, PINNED)
+    assert (tmp_path / "a.mmc").read_bytes() == (tmp_path / "b.mmc").read_bytes()
+
+
+def test_empty_stream(tmp_path):
+    path = tmp_path / "empty.mmc"
+    header = write_cache(path, [], {})
+    assert header["events"] == 0 and header["instruments"] == []
+    with load_cache(path, verify=True) as cache:
+        assert list(cache) == [] and len(cache) == 0
+
+
+def test_spilling_keeps_order_and_values(tmp_path, monkeypatch):
+    monkeypatch.setattr(mc, "SPILL_ROWS", 7)
+    events = EXPECTED * 13
+    events = [type(e)(*(i if j == 0 else getattr(e, f) for j, f in enumerate(e.__slots__))) for i, e in enumerate(events)]
+    path = tmp_path / "spill.mmc"
+    with CacheWriter(path, PINNED) as writer:
+        writer.extend(events)
+        assert writer._cols[0].spill is not None, "the test should exercise spilling"
+        header = writer.finish()
+    assert writer.finish() is header, "finishing twice must not rewrite the file"
+    with load_cache(path, verify=True) as cache:
+        assert list(cache) == events
+    assert [p.name for p in tmp_path.iterdir()] == ["spill.mmc"]
+
+
+px = st.integers(min_value=-10, max_value=2**62)
+lots = st.integers(min_value=0, max_value=2**62)
+ns = st.integers(min_value=0, max_value=2**63 - 1)
+levels = st.lists(st.tuples(px, lots), max_size=4).map(tuple)
+symbols = st.sampled_from(sorted(PINNED))
+events_st = st.lists(st.one_of(
+    st.builds(Trade, ns, ns, symbols, st.sampled_from([BUY, SELL]), px, lots),
+    st.builds(Quote, ns, ns, symbols, px, lots, px, lots),
+    st.builds(BookSnapshot, ns, ns, symbols, levels, levels),
+    st.builds(BookDelta, ns, ns, symbols, levels, levels),
+    st.builds(SeqGap, ns, ns, symbols, st.integers(-(2**63), 2**63 - 1), st.integers(-(2**63), 2**63 - 1)),
+), max_size=30)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(events_st)
+def test_round_trip_property(tmp_path, events):
+    path = tmp_path / "p.mmc"
+    write_cache(path, events, PINNED)
+    with load_cache(path, verify=True) as cache:
+        assert list(cache) == events
+
+
+def test_convert_jsonl_to_cache_reproduces_the_stream(tmp_path):
+    out = tmp_path / "fixture.mmc"
+    header, stats = build_cache(FIXTURE, out, venue="binance-spot")
+    assert stats.events == 10 and header["events"] == 10
+    assert header["source"]["path"] == str(FIXTURE)
+    assert header["source"]["sha256"] == hashlib.sha256(FIXTURE.read_bytes()).hexdigest()
+    with load_cache(out) as cache:
+        assert list(cache) == list(JsonlReader(FIXTURE, venue="binance-spot")) == EXPECTED
+        assert cache.instrument("BTCUSDT").venue == "binance-spot"
+        assert cache.source_matches(FIXTURE)
+        copy = tmp_path / "changed.jsonl"
+        copy.write_bytes(FIXTURE.read_bytes() + b"\n")
+        assert not cache.source_matches(copy)
+        with pytest.raises(MmkitError, match="ETHUSDT"):
+            cache.instrument("ETHUSDT")
+
+
+def test_unknown_instrument_at_finish_writes_nothing(tmp_path):
+    path = tmp_path / "c.mmc"
+    with pytest.raises(MmkitError) as err:
+        write_cache(path, [Trade(1, 2, "ETHUSDT", BUY, 1, 1)], PINNED)
+    assert err.value.code == "E_DATA_UNKNOWN_INSTRUMENT" and list(tmp_path.iterdir()) == []
+
+
+def test_values_beyond_64_bits_are_refused_cleanly(tmp_path):
+    path = tmp_path / "c.mmc"
+    with CacheWriter(path, PINNED) as writer:
+        writer.append(EXPECTED[2])
+        with pytest.raises(MmkitError) as err:
+            writer.append(Trade(5, 6, "BTCUSDT", BUY, 1, 2**63))
+        assert err.value.code == "E_CACHE_RANGE"
+        with pytest.raises(MmkitError):
+            writer.append(BookDelta(5, 6, "BTCUSDT", ((1, 1), (2**64, 1)), ()))
+        writer.append(EXPECTED[4])
+    with load_cache(path, verify=True) as cache:
+        assert list(cache) == [EXPECTED[2], EXPECTED[4]]
+
+
+def test_not_a_cache_and_wrong_version(tmp_path):
+    junk = tmp_path / "junk.mmc"
+    junk.write_bytes(b"hello world, not a cache")
+    with pytest.raises(MmkitError) as err:
+        load_cache(junk)
+    assert err.value.code == "E_CACHE_BAD_FORMAT"
+    good = tmp_path / "c.mmc"
+    write_cache(good, MIXED, PINNED)
+    blob = bytearray(good.read_bytes())
+    struct.pack_into("<I", blob, 8, 99)
+    junk.write_bytes(bytes(blob))
+    with pytest.raises(MmkitError) as err:
+        load_cache(junk)
+    assert err.value.code == "E_CACHE_VERSION"
+    with pytest.raises(MmkitError) as err:
+        load_cache(tmp_path / "absent.mmc")
+    assert err.value.code == "E_IO_MISSING"
+
+
+def test_truncated_and_corrupted_files(tmp_path):
+    good = tmp_path / "c.mmc"
+    write_cache(good, MIXED, PINNED)
+    blob = good.read_bytes()
+    bad = tmp_path / "bad.mmc"
+    bad.write_bytes(blob[:-8])
+    with pytest.raises(MmkitError) as err:
+        load_cache(bad)
+    assert err.value.code == "E_CACHE_CORRUPT" and "rebuild" in err.value.message
+    flipped = bytearray(blob)
+    flipped[-20] ^= 0xFF  # inside the level columns
+    bad.write_bytes(bytes(flipped))
+    load_cache(bad).close()  # cheap load does not hash
+    with pytest.raises(MmkitError) as err:
+        load_cache(bad, verify=True)
+    assert err.value.code == "E_CACHE_CHECKSUM"
+    hlen = struct.unpack_from("<I", blob, 12)[0]
+    header = blob[16:16 + hlen].replace(b'"byteorder":"little"', b'"byteorder":"bigxxx"')
+    bad.write_bytes(blob[:16] + header + blob[16 + hlen:])
+    with pytest.raises(MmkitError) as err:
+        load_cache(bad)
+    assert err.value.code == "E_CACHE_CORRUPT"
+    bad.write_bytes(blob[:16] + b"[" + blob[17:])
+    with pytest.raises(MmkitError) as err:
+        load_cache(bad)
+    assert err.value.code == "E_CACHE_CORRUPT"
+
+
+def test_close_releases_the_mapping_even_with_views_held(tmp_path):
+    path = tmp_path / "c.mmc"
+    write_cache(path, MIXED, PINNED)
+    cache = load_cache(path)
+    held = cache.ts[0:3]  # a derived view outlives close(): the map closes when it is dropped
+    cache.close()
+    assert held.tolist() == [e.ts for e in MIXED[:3]]
+    cache.close()  # idempotent
+
+
+def test_inverse_instrument_header_round_trip(tmp_path):
+    inst = Instrument("XBTUSD", Decimal("0.5"), Decimal("1"), inverse=True, venue="bitmex")
+    path = tmp_path / "c.mmc"
+    write_cache(path, [Trade(1, 2, "XBTUSD", BUY, 17063, 2152)], {"XBTUSD": inst})
+    with load_cache(path) as cache:
+        assert cache.instruments == (inst,)
