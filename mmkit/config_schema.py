@@ -605,6 +605,55 @@ class VenueConfig:
     bybit: BybitVenueConfig = field(default_factory=BybitVenueConfig)
 
 
+# ----------------------------------------------------------------------------- backtest / fill simulation
+@dataclass(frozen=True, slots=True)
+class FillSimConfig:
+    """The simulated venue (docs/fillsim.md): queue and latency models by name."""
+
+    queue_model: Literal["risk_averse", "prob_power", "prob_log", "optimistic"] = "risk_averse"
+    queue_params: dict[str, float] = field(default_factory=dict)
+    latency_model: Literal["constant", "normal", "empirical"] = "constant"
+    latency_params: dict[str, float] = field(default_factory=lambda: {"entry_ms": 10.0, "response_ms": 10.0})
+    latency_file: str = ""
+    toxic_sweep_prob: float = 0.0
+    extra_slippage_bps: float = 0.0
+    cross_fills: bool = True
+
+    def check(self) -> list[Problem]:
+        out: list[Problem] = []
+        if not 0.0 <= self.toxic_sweep_prob <= 1.0:
+            out.append(("E_CFG_RANGE", "toxic_sweep_prob", "is a probability and must be in [0, 1]"))
+        if self.extra_slippage_bps < 0:
+            out.append(("E_CFG_RANGE", "extra_slippage_bps", "must be >= 0"))
+        if self.latency_model == "empirical" and not self.latency_file:
+            out.append(("E_CFG_RANGE", "latency_file", "the empirical latency model needs a file of recorded latencies"))
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestGatesConfig:
+    """Release gates on a backtest (seed "Backtest Pipe" defaults)."""
+
+    min_net_bps: float = 2.5
+    max_taker_share_pct: float = 15.0
+    max_order_age_p95_ms: float = 350.0
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestConfig:
+    """How the engine replays history (docs/backtest.md)."""
+
+    decision_interval_ms: int = 100
+    feed_clock: Literal["auto", "raw", "offset"] = "auto"
+    feed_clock_offset_ns: int = 0
+    equity_interval_ms: int = 1000
+    replace_policy: Literal["amend", "cancel_replace"] = "amend"
+    gates: BacktestGatesConfig = field(default_factory=BacktestGatesConfig)
+
+    def check(self) -> list[Problem]:
+        return [] if self.equity_interval_ms >= 1 else [("E_CFG_RANGE", "equity_interval_ms", "must be >= 1")]
+
+
 # ----------------------------------------------------------------------------- root
 @dataclass(frozen=True, slots=True)
 class Config:
@@ -629,6 +678,8 @@ class Config:
     mux: MuxConfig = field(default_factory=MuxConfig)
     logging: LoggingConfig = field(default_factory=LoggingConfig)
     venue: VenueConfig = field(default_factory=VenueConfig)
+    backtest: BacktestConfig = field(default_factory=BacktestConfig)
+    fillsim: FillSimConfig = field(default_factory=FillSimConfig)
 
     def check(self) -> list[Problem]:
         out: list[Problem] = []

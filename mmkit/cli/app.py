@@ -126,6 +126,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("config_cmd", "config"),
     ("preflight_cmd", "preflight"),
     ("audit_cmd", "audit"),
+    ("backtest_cmd", "backtest"),
 ]
 
 

@@ -288,17 +288,24 @@ def fit_weights(raw: Sequence[float], min_weight: float, max_weight: float) -> l
         # Every positive symbol at the cap still leaves budget: the zero-raw ones get it.
         share = min(hi, max(lo, (1.0 - len(pos) * hi) / zeros)) if zeros else hi
         return _fix_residual([hi if r > 0 else share for r in raw], lo, hi)
-    events = sorted([(lo / raw[i], 0, i) for i in pos] + [(hi / raw[i], 1, i) for i in pos])
-    fixed, slope, c_prev, c_next = n * lo, 0.0, 0.0, events[-1][0]
-    for c_k, kind, i in events:
-        if fixed + slope * c_k >= 1.0:
-            c_next = c_k
-            break
-        if kind == 0:
-            fixed, slope = fixed - lo, slope + raw[i]
+    # f(c) = sum(clip(c * raw_i, lo, hi)) is non-decreasing in c; bisect over the sorted
+    # kinks with an exact fsum at each probe (a running slope sum would lose tiny raw
+    # weights next to large ones to float absorption), then solve on the found segment.
+    kinks = sorted({lo / raw[i] for i in pos} | {hi / raw[i] for i in pos})
+
+    def f(c: float) -> float:
+        return math.fsum(min(hi, max(lo, c * r)) for r in raw)
+
+    a, b = 0, len(kinks) - 1
+    if f(kinks[b]) < 1.0:
+        a = b
+    while b - a > 1:
+        mid = (a + b) // 2
+        if f(kinks[mid]) >= 1.0:
+            b = mid
         else:
-            fixed, slope = fixed + hi, slope - raw[i]
-        c_prev = c_k
+            a = mid
+    c_prev, c_next = (kinks[a], kinks[b]) if f(kinks[a]) < 1.0 else (0.0, kinks[a])
     # Recompute the segment's line exactly (the running sums above may carry rounding).
     at_lo = at_hi = 0
     interior: list[float] = []

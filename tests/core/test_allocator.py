@@ -742,3 +742,11 @@ def test_property_pipeline_invariants_hold_every_rebalance(sc):
         totals = [v for _, v in r.stage_totals_usd]
         assert totals[0] >= totals[1] >= totals[2] >= totals[3] >= totals[4]  # attenuation never adds
         assert totals[-1] <= totals[-2] <= r.deploy_usd * (1 + 1e-9) + 1e-9
+
+
+def test_fit_weights_keeps_tiny_raw_weights_next_to_large_ones():
+    """Regression (found by hypothesis): raw weights 1 and 3.6e-87 must not lose the tiny
+    one to float absorption; the cap's excess goes to it and the sum stays 1."""
+    w = fit_weights([1.0, 3.5587535781437837e-87, 2.850707497929148e-234, 0.0], 0.0, 0.75)
+    assert abs(math.fsum(w) - 1.0) <= 1e-9
+    assert w[0] == 0.75 and abs(w[1] - 0.25) <= 1e-12 and all(0.0 <= x <= 0.75 for x in w)

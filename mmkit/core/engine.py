@@ -1,0 +1,427 @@
+"""The one engine loop: market events -> book and signals -> strategy -> order manager ->
+venue -> reports -> ledger, for backtest, sim and live alike (DESIGN.md section 6).
+
+Two clocks run side by side.  The *exchange* side sees every market event at its
+exchange time ``ts`` and our actions when they arrive (send time + entry latency); the
+fill simulator lives there.  The *local* side, where the strategy lives, sees a market
+event only at its local receive time and a venue report only after the response
+latency.  Local time is ``recv_ts - clock_shift_ns``: recorders' clocks are often offset
+from the exchange's, and the driver chooses the shift (``feed_clock: auto`` makes the
+smallest feed latency of the stream 0).  Both sides share one timeline, and the loop
+always handles the earliest pending thing next, so a cancel can lose the race against a
+fill exactly as it would on a venue.
+
+Decisions happen on a timer in local time: the first local book change at or after
+``next_decision`` runs the strategy for that symbol (``decision_interval_ms = 0`` decides
+on every book change).  A stale book (sequence gap) cancels the symbol's orders and
+quotes nothing until the next snapshot.
+
+The engine is pure: no I/O, no clock, randomness only inside the venue it is given.
+Everything it produced is in ``EngineResult``; the research layer turns that into reports.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from mmkit.core.book import L2Book
+from mmkit.core.events import Quote, SeqGap, Trade
+from mmkit.core.gates import GateChain
+from mmkit.core.instruments import Instrument
+from mmkit.core.ledger import Ledger
+from mmkit.core.orders import Budget, OrderManager
+from mmkit.core.risk import PositionBook
+from mmkit.core.signals import SymbolSignals
+from mmkit.core.stats import OrderRecord
+from mmkit.core.strategy import Strategy, make_quote_context
+from mmkit.core.types import (
+    TERMINAL_STATES,
+    Ack,
+    Action,
+    Canceled,
+    CancelOrder,
+    CreateOrder,
+    Fill,
+    OrderState,
+    Reject,
+    VenueReport,
+)
+
+NS_PER_MS = 1_000_000
+
+
+class Venue(Protocol):
+    """What the engine needs from an execution venue in event time (the fill simulator,
+    the replay venue): accept actions, say when the next one reaches the exchange, process
+    arrivals and market events, and hand back reports with their local delivery time."""
+
+    def submit(self, action: Action, send_local_ns: int) -> int: ...
+
+    def next_arrival_ns(self) -> int | None: ...
+
+    def process_arrivals(self, until_ns: int) -> None: ...
+
+    def on_market(self, event: object) -> None: ...
+
+    def drain_reports(self) -> list[tuple[int, VenueReport]]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EngineParams:
+    """Loop settings.  ``clock_shift_ns`` maps receive time to local time (see module doc);
+    ``equity_interval_ms`` is the ledger's sampling step; ``cancel_on_stale`` pulls a
+    symbol's orders when its book goes stale."""
+
+    decision_interval_ms: int = 100
+    clock_shift_ns: int = 0
+    equity_interval_ms: int = 1000
+    cancel_on_stale: bool = True
+
+
+@dataclass(slots=True)
+class SymbolRuntime:
+    """Everything the local side keeps per symbol."""
+
+    symbol: str
+    instrument: Instrument
+    book: L2Book
+    signals: SymbolSignals
+    strategy: Strategy
+    orders: OrderManager
+    budget: Budget
+    target_usd_per_side: float
+    max_levels: int
+    next_decision_ns: int = 0
+    decisions: int = 0
+    last_mid2: int = 0
+
+
+@dataclass(slots=True)
+class EngineCounters:
+    events: int = 0
+    book_events: int = 0
+    trades: int = 0
+    decisions: int = 0
+    actions: int = 0
+    creates: int = 0
+    amends: int = 0
+    cancels: int = 0
+    reports: int = 0
+    fills: int = 0
+    rejects: int = 0
+    stale_cancels: int = 0
+    skipped_decisions: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+
+
+@dataclass(slots=True)
+class EngineResult:
+    """What one run produced; the research layer renders reports from it."""
+
+    ledger: Ledger
+    orders: list[OrderRecord]
+    fills: list[Fill]
+    counters: EngineCounters
+    start_ns: int
+    end_ns: int
+    clock_shift_ns: int
+    runtimes: dict[str, SymbolRuntime]
+    guard_events: list[Any] = field(default_factory=list)
+    order_trace: list[dict[str, Any]] = field(default_factory=list)
+
+
+class Engine:
+    """Drive one stream of market events through the trading core and a venue.
+
+    The components are built by the caller (``research.backtest`` maps a config to them),
+    so tests can assemble an engine from hand-made parts.  ``on_fill`` hooks (risk books,
+    allocator turnover, metrics) run after the ledger booked a fill.
+    """
+
+    def __init__(
+        self,
+        runtimes: Mapping[str, SymbolRuntime],
+        venue: Venue,
+        ledger: Ledger,
+        params: EngineParams = EngineParams(),
+        gates: GateChain | None = None,
+        positions: PositionBook | None = None,
+        maker_fee_bps: float = 0.0,
+        taker_fee_bps: float = 0.0,
+        trace_orders: bool = False,
+        on_fill: Sequence[Callable[[Fill], None]] = (),
+    ) -> None:
+        self.rt = dict(runtimes)
+        self.venue = venue
+        self.ledger = ledger
+        self.params = params
+        self.gates = gates
+        self.positions = positions
+        self.maker_fee_bps = maker_fee_bps
+        self.taker_fee_bps = taker_fee_bps
+        self.trace_orders = trace_orders
+        self.on_fill_hooks = list(on_fill)
+        self.counters = EngineCounters()
+        self.interval_ns = max(0, int(params.decision_interval_ms)) * NS_PER_MS
+        self.shift = int(params.clock_shift_ns)
+        self._local: deque[tuple[int, object]] = deque()   # market events awaiting local delivery (FIFO by local time)
+        self._reports: list[tuple[int, int, VenueReport]] = []  # heap of (delivery, seq, report)
+        self._seq = 0
+        self._records: dict[str, OrderRecord] = {}
+        self._live: dict[str, tuple[str, int, int, int]] = {}  # client_id -> (symbol, side, created_ns, qty)
+        self._replaces: dict[str, int] = {}
+        self._fills: list[Fill] = []
+        self._trace: list[dict[str, Any]] = []
+        self._now = 0
+        self._start = 0
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, events: Iterable[object]) -> EngineResult:
+        """Consume ``events`` (exchange-time order per channel, as the readers emit them)."""
+        venue = self.venue
+        local = self._local
+        shift = self.shift
+        counters = self.counters
+        first = True
+        last_ts = 0
+        for ev in events:
+            ts = ev.ts  # type: ignore[attr-defined]
+            if first:
+                self._start = ev.recv_ts - shift  # type: ignore[attr-defined]
+                self._now = self._start
+                first = False
+            counters.events += 1
+            self._advance(ts)
+            nxt = venue.next_arrival_ns()
+            if nxt is not None and nxt <= ts:
+                venue.process_arrivals(ts)
+                self._collect()
+            venue.on_market(ev)
+            self._collect()
+            local.append((ev.recv_ts - shift, ev))  # type: ignore[attr-defined]
+            if ts > last_ts:
+                last_ts = ts
+        # the stream ended: deliver what is in flight, then close the books
+        self._advance(None)
+        end = max(self._now, last_ts)
+        self.ledger.sample(end)
+        return self._result(end)
+
+    def _advance(self, until: int | None) -> None:
+        """Handle every local delivery and exchange arrival due at or before ``until``
+        (None = everything pending), earliest first; ties: exchange arrivals, then
+        reports, then market deliveries."""
+        venue = self.venue
+        local = self._local
+        reports = self._reports
+        while True:
+            t_local = local[0][0] if local else None
+            t_rep = reports[0][0] if reports else None
+            t_arr = venue.next_arrival_ns()
+            best = None
+            for t in (t_arr, t_rep, t_local):
+                if t is not None and (best is None or t < best):
+                    best = t
+            if best is None or (until is not None and best > until):
+                return
+            if t_arr is not None and t_arr == best:
+                venue.process_arrivals(best)
+                self._collect()
+            elif t_rep is not None and t_rep == best:
+                when, _, report = heapq.heappop(reports)
+                self._now = max(self._now, when)
+                self._on_report(report, when)
+            else:
+                when, ev = local.popleft()
+                self._now = max(self._now, when)
+                self._on_local_market(ev, when)
+
+    def _collect(self) -> None:
+        for when, report in self.venue.drain_reports():
+            self._seq += 1
+            heapq.heappush(self._reports, (when, self._seq, report))
+
+    # ------------------------------------------------------------------ local side
+    def _on_local_market(self, ev: object, now: int) -> None:
+        rt = self.rt.get(ev.symbol)  # type: ignore[attr-defined]
+        if rt is None:
+            return
+        cls = type(ev)
+        if cls is Trade:
+            self.counters.trades += 1
+            rt.signals.on_trade(ev.ts, ev.side, ev.qty)  # type: ignore[attr-defined]
+            return
+        if cls is Quote:
+            rt.signals.on_event(ev)
+            return
+        book = rt.book
+        was_stale = book.stale
+        book.apply(ev)  # type: ignore[arg-type]
+        self.counters.book_events += 1
+        if cls is SeqGap:
+            if self.params.cancel_on_stale and not was_stale:
+                self._send(rt, rt.orders.cancel_all(now, "stale_book"), now)
+                self.counters.stale_cancels += 1
+            return
+        rt.signals.on_event(ev, book)
+        bid, ask = book.best_bid, book.best_ask
+        if bid is not None and ask is not None and bid < ask and bid + ask != rt.last_mid2:
+            rt.last_mid2 = bid + ask
+            self.ledger.mark_mid2(rt.symbol, bid + ask, now)
+        self.ledger.sample(now)
+        if now >= rt.next_decision_ns:
+            self._decide(rt, now)
+            rt.next_decision_ns = (now // self.interval_ns + 1) * self.interval_ns if self.interval_ns else now
+
+    def _decide(self, rt: SymbolRuntime, now: int) -> None:
+        book = rt.book
+        bid, ask = book.best_bid, book.best_ask
+        if book.stale or bid is None or ask is None or bid >= ask:
+            self.counters.skipped_decisions += 1
+            return
+        self.counters.decisions += 1
+        rt.decisions += 1
+        if self.positions is not None:
+            self.positions.update_mark(rt.symbol, float(rt.instrument.notional_usd((bid + ask) // 2, 1)), now)
+        snap = rt.signals.snapshot(now, book)
+        position = self.ledger.qty_lots(rt.symbol)
+        ctx = make_quote_context(rt.symbol, rt.instrument, bid, ask, book.bids[bid], book.asks[ask], snap, position,
+                                 now, rt.target_usd_per_side, rt.max_levels, self.maker_fee_bps, self.taker_fee_bps)
+        desired = rt.strategy.quotes(ctx)
+        actions = rt.orders.reconcile(desired, now, (bid + ask) // 2, rt.budget)
+        if actions:
+            self._send(rt, actions, now)
+
+    def _send(self, rt: SymbolRuntime, actions: Sequence[Action], now: int) -> None:
+        venue = self.venue
+        counters = self.counters
+        for action in actions:
+            counters.actions += 1
+            op = action.op
+            if op == "create":
+                counters.creates += 1
+                self._live[action.client_id] = (action.symbol, action.side, now, action.qty)  # type: ignore[union-attr]
+            elif op == "amend":
+                counters.amends += 1
+                self._replaces[action.client_id] = self._replaces.get(action.client_id, 0) + 1
+            else:
+                counters.cancels += 1
+            if self.trace_orders:
+                self._trace.append(_trace_row(now, action))
+            venue.submit(action, now)
+        self._collect()
+
+    def _on_report(self, report: VenueReport, now: int) -> None:
+        self.counters.reports += 1
+        cid = report.client_id
+        live = self._live.get(cid)
+        if live is None:
+            return
+        rt = self.rt[live[0]]
+        changed = rt.orders.on_report(report, now)
+        if self.trace_orders:
+            self._trace.append(_trace_report(now, report))
+        cls = type(report)
+        if cls is Fill and changed:
+            self._book_fill(rt, report)  # type: ignore[arg-type]
+        elif cls is Reject:
+            self.counters.rejects += 1
+        order = rt.orders.get(cid)
+        if order is not None and order.state in TERMINAL_STATES:
+            self._finish(cid, order, now)
+
+    def _book_fill(self, rt: SymbolRuntime, fill: Fill) -> None:
+        self.counters.fills += 1
+        self._fills.append(fill)
+        self.ledger.on_fill(fill)
+        rt.signals.on_fill(fill.ts, fill.side, fill.price)  # exchange time, like the mids it is marked against
+        if self.positions is not None:
+            self.positions.apply_fill(fill.symbol, fill.side, fill.qty, self._now)
+        for hook in self.on_fill_hooks:
+            hook(fill)
+
+    def _finish(self, cid: str, order: Any, now: int) -> None:
+        live = self._live.pop(cid, None)
+        if live is None:
+            return
+        symbol, side, created, qty = live
+        self._records[cid] = OrderRecord(
+            client_id=cid, symbol=symbol, side=side, created_ns=created, placed_ns=order.placed_ns,
+            done_ns=now, qty_lots=order.qty, filled_lots=order.filled,
+            canceled=order.state == OrderState.CANCELED, rejected=order.state == OrderState.REJECTED,
+            replaces=self._replaces.pop(cid, 0),
+        )
+
+    # ------------------------------------------------------------------ results
+    def _result(self, end: int) -> EngineResult:
+        records = dict(self._records)
+        for cid, (symbol, side, created, qty) in self._live.items():
+            order = self.rt[symbol].orders.get(cid)
+            placed = order.placed_ns if order is not None else 0
+            filled = order.filled if order is not None else 0
+            total = order.qty if order is not None else qty
+            records[cid] = OrderRecord(client_id=cid, symbol=symbol, side=side, created_ns=created, placed_ns=placed,
+                                       done_ns=0, qty_lots=total, filled_lots=filled,
+                                       replaces=self._replaces.get(cid, 0))
+        ordered = [records[k] for k in sorted(records, key=lambda c: (records[c].created_ns, c))]
+        events = self.gates.drain_events() if self.gates is not None else []
+        return EngineResult(self.ledger, ordered, list(self._fills), self.counters, self._start, end, self.shift,
+                            self.rt, list(events), list(self._trace))
+
+
+def _trace_row(now: int, action: Action) -> dict[str, Any]:
+    row: dict[str, Any] = {"ts": now, "event": action.op, "order_id": action.client_id, "symbol": action.symbol}
+    if isinstance(action, CreateOrder):
+        row.update(side=action.side, price=action.price, qty=action.qty, level=action.level)
+    elif isinstance(action, CancelOrder):
+        row.update(reason=action.reason)
+    else:
+        row.update(price=action.price, qty=action.qty)  # type: ignore[union-attr]
+    return row
+
+
+def _trace_report(now: int, report: VenueReport) -> dict[str, Any]:
+    cls = type(report)
+    row: dict[str, Any] = {"ts": now, "order_id": report.client_id, "exchange_ts": report.ts}
+    if cls is Ack:
+        row.update(event="ack_" + report.op, price=report.price, qty=report.qty)  # type: ignore[union-attr]
+    elif cls is Reject:
+        row.update(event="reject_" + report.op, reason=report.reason)  # type: ignore[union-attr]
+    elif cls is Fill:
+        row.update(event="fill", price=report.price, qty=report.qty, liquidity=report.liquidity)  # type: ignore[union-attr]
+    elif cls is Canceled:
+        row.update(event="canceled", reason=report.reason)  # type: ignore[union-attr]
+    return row
+
+
+def feed_clock_shift(latencies_ns: Iterable[int], mode: str = "auto", offset_ns: int = 0) -> int:
+    """The constant subtracted from every ``recv_ts``: ``auto`` = the smallest feed latency
+    (so it becomes 0), ``raw`` = 0, ``offset`` = ``offset_ns``."""
+    if mode == "raw":
+        return 0
+    if mode == "offset":
+        return int(offset_ns)
+    if mode != "auto":
+        raise ValueError(f"feed_clock must be auto, raw or offset, got {mode!r}")
+    lo = None
+    for lat in latencies_ns:
+        if lo is None or lat < lo:
+            lo = lat
+    return int(lo) if lo is not None else 0
+
+
+__all__ = [
+    "Engine",
+    "EngineParams",
+    "EngineResult",
+    "EngineCounters",
+    "SymbolRuntime",
+    "Venue",
+    "feed_clock_shift",
+]

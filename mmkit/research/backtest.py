@@ -1,0 +1,407 @@
+"""Backtests: map a config onto the core, replay recorded events through the engine and
+the fill simulator, and turn the result into the ``backtest_report`` artifact.
+
+This is the one place that knows both the config schema and the core's constructors, so
+the same wiring serves ``mmkit backtest run``, ``mmkit sim run``, walk-forward trials
+and sweeps.  The report is plain data (rendered to Markdown from the JSON, never
+recomputed), and every number in it is explained in docs/backtest.md.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from mmkit import artifacts
+from mmkit.clock import iso_from_ns
+from mmkit.config import LoadedConfig
+from mmkit.config_schema import Config
+from mmkit.core.book import L2Book
+from mmkit.core.circuit import CircuitBreaker
+from mmkit.core.engine import Engine, EngineParams, EngineResult, SymbolRuntime, feed_clock_shift
+from mmkit.core.fillsim import (
+    CalibrationParams,
+    FillSimParams,
+    FillSimulator,
+    calibration_from_mapping,
+    latency_from_calibration,
+    make_fee_model,
+)
+from mmkit.core.gates import GateChain
+from mmkit.core.instruments import Instrument
+from mmkit.core.latency import ModelError, make_latency_model
+from mmkit.core.ledger import Ledger
+from mmkit.core.orders import Budget, OrderManager, OrderParams
+from mmkit.core.queue import make_queue_model
+from mmkit.core.risk import IntradayCapsGuard, KillSwitch, PositionBook, PositionSkewGuard, RiskGuard
+from mmkit.core.signals import SymbolSignals
+from mmkit.core.stats import GateSpec, compute_stats, evaluate_gates
+from mmkit.core.strategy import StrategyError, make_strategy
+from mmkit.core.throttle import Throttle
+from mmkit.data.readers import open_events
+from mmkit.errors import EXIT_USAGE, MmkitError
+
+MODES = ("queue_aware", "optimistic")
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestRequest:
+    """One backtest: inputs, config and the knobs the CLI exposes."""
+
+    ticks: tuple[str, ...]
+    loaded: LoadedConfig
+    fmt: str | None = None
+    symbol: str | None = None
+    venue: str | None = None
+    mode: str = "queue_aware"
+    queue_model: str | None = None
+    calibration: str | None = None
+    seed: int = 0
+    on_error: str = "fail"
+    decision_interval_ms: int | None = None
+    trace: bool = False
+    kind: str = "backtest_report"
+
+
+@dataclass(slots=True)
+class BacktestOutcome:
+    report: dict[str, Any]
+    result: EngineResult
+    passed: bool
+
+
+# ----------------------------------------------------------------------------- inputs
+def load_calibration(path: str | None) -> CalibrationParams | None:
+    """Read and validate a calibration JSON (the seed's "Calibration Parameters")."""
+    if not path:
+        return None
+    obj = artifacts.read_control_file(path, "json")
+    try:
+        return calibration_from_mapping(obj)
+    except ModelError as exc:
+        reason = getattr(exc, "reason", "range")
+        code = {"unknown_key": "E_CFG_UNKNOWN_KEY", "type": "E_CFG_TYPE"}.get(reason, "E_CFG_RANGE")
+        raise MmkitError(code, f"{path}: {exc}") from exc
+
+
+class _Replay:
+    """Events of the inputs, readable twice (the feed-clock pre-pass, then the run).
+
+    Files are simply re-opened; stdin is buffered once in memory (say so in the docs)."""
+
+    def __init__(self, req: BacktestRequest) -> None:
+        self.req = req
+        self._buffer: list[Any] | None = None
+        self.report: Any = None
+        self.instruments: dict[str, Instrument] = {}
+        if "-" in req.ticks:
+            stream = self._open()
+            self._buffer = list(stream)
+            self.report, self.instruments = stream.report, dict(stream.instruments)
+
+    def _open(self) -> Any:
+        return open_events(list(self.req.ticks), fmt=self.req.fmt, symbol=self.req.symbol,
+                           on_error=self.req.on_error, venue=self.req.venue)
+
+    def scan(self) -> tuple[int, int, Counter[str]]:
+        """One pass: the smallest feed latency, the event count and the kinds."""
+        kinds: Counter[str] = Counter()
+        lo: int | None = None
+        n = 0
+        for ev in self._iter():
+            n += 1
+            kinds[ev.kind] += 1
+            lat = ev.recv_ts - ev.ts
+            if lo is None or lat < lo:
+                lo = lat
+        return (lo or 0), n, kinds
+
+    def _iter(self) -> Iterator[Any]:
+        if self._buffer is not None:
+            yield from self._buffer
+            return
+        stream = self._open()
+        yield from stream
+        self.report, self.instruments = stream.report, dict(stream.instruments)
+
+    def events(self) -> Iterator[Any]:
+        return self._iter()
+
+
+# ----------------------------------------------------------------------------- wiring
+def build_fillsim(cfg: Config, instruments: dict[str, Instrument], rng: random.Random, mode: str,
+                  queue_model: str | None, cal: CalibrationParams | None) -> FillSimulator:
+    """The simulated venue the config (and an optional calibration) describes."""
+    fs = cfg.fillsim
+    qname = "optimistic" if mode == "optimistic" else (queue_model or fs.queue_model)
+    try:
+        queue = make_queue_model(qname, fs.queue_params if qname == fs.queue_model else None)
+        if cal is not None:
+            latency = latency_from_calibration(cal)
+            params = FillSimParams.from_calibration(cal, cross_fills=fs.cross_fills)
+        else:
+            lat_params: dict[str, Any] = dict(fs.latency_params)
+            if fs.latency_model == "empirical":
+                lat_params = {"entry_ns": _read_latency_file(fs.latency_file)}
+            latency = make_latency_model(fs.latency_model, lat_params)
+            params = FillSimParams(toxic_sweep_prob=fs.toxic_sweep_prob, extra_slippage_bps=fs.extra_slippage_bps,
+                                   cross_fills=fs.cross_fills)
+        fees = make_fee_model("flat", {"maker_bps": cfg.trading.maker_fee_bps, "taker_bps": cfg.trading.taker_fee_bps})
+    except ModelError as exc:
+        raise MmkitError("E_CFG_MODEL", str(exc)) from exc
+    return FillSimulator(instruments, latency, queue, fees, rng, params)
+
+
+def _read_latency_file(path: str) -> list[int]:
+    text = artifacts.read_control_bytes(path, 16 << 20)
+    values = []
+    for no, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if not line.isdigit():
+            raise MmkitError("E_CFG_LATENCY_FILE", f"{path}:{no}: expected a latency in integer ns, got {line[:40]!r}")
+        values.append(int(line))
+    if not values:
+        raise MmkitError("E_CFG_LATENCY_FILE", f"{path}: no latencies in the file")
+    return values
+
+
+def build_engine(cfg: Config, instruments: dict[str, Instrument], venue: FillSimulator, shift_ns: int,
+                 decision_interval_ms: int, start_ns: int, trace: bool) -> Engine:
+    """Runtimes per symbol, the shared gate chain and the ledger, from the config."""
+    positions = PositionBook()
+    gates = GateChain([
+        KillSwitch(cfg.killswitch, positions),
+        RiskGuard(cfg.risk, positions, peak_equity_usd=cfg.portfolio.budget_usd),
+        IntradayCapsGuard(cfg.guards.intraday_caps, positions, start_ns),
+        PositionSkewGuard(cfg.guards.pos_skew, positions),
+        CircuitBreaker(cfg.circuit),
+        Throttle(cfg.throttle),
+    ])
+    policy = cfg.backtest.replace_policy
+    params = OrderParams.from_config(cfg.strategy, cfg.latency_boost, cfg.trading, policy=policy)
+    symbols = [s for s in cfg.trading.symbols if s in instruments] or sorted(instruments)
+    weights = _static_weights(cfg, symbols)
+    runtimes = {}
+    for sym in symbols:
+        inst = instruments[sym]
+        try:
+            strategy = make_strategy(cfg.strategy)
+        except StrategyError as exc:
+            raise MmkitError("E_CFG_MODEL", str(exc)) from exc
+        target = cfg.portfolio.budget_usd * weights[sym] / 2.0  # per side
+        levels = min(cfg.strategy.levels_per_side, cfg.portfolio.levels_per_side_max)
+        runtimes[sym] = SymbolRuntime(
+            symbol=sym, instrument=inst, book=L2Book(sym, inst), signals=SymbolSignals(sym, cfg.signals),
+            strategy=strategy, orders=OrderManager(inst, params, gates, "bt-"),
+            budget=Budget(Decimal(repr(target)), levels), target_usd_per_side=target, max_levels=levels,
+        )
+    ledger = Ledger({s: instruments[s] for s in symbols}, cfg.backtest.equity_interval_ms)
+    eparams = EngineParams(decision_interval_ms=decision_interval_ms, clock_shift_ns=shift_ns,
+                           equity_interval_ms=cfg.backtest.equity_interval_ms)
+    return Engine(runtimes, venue, ledger, eparams, gates=gates, positions=positions,
+                  maker_fee_bps=cfg.trading.maker_fee_bps, taker_fee_bps=cfg.trading.taker_fee_bps, trace_orders=trace)
+
+
+def _static_weights(cfg: Config, symbols: Sequence[str]) -> dict[str, float]:
+    """The budget split of the run: manual weights if given, else equal (see docs)."""
+    pf = cfg.portfolio
+    if pf.mode == "manual" and pf.manual_weights:
+        raw = {s: pf.manual_weights.get(s, pf.min_weight) for s in symbols}
+    else:
+        raw = {s: 1.0 for s in symbols}
+    total = sum(raw.values()) or 1.0
+    return {s: v / total for s, v in raw.items()}
+
+
+# ----------------------------------------------------------------------------- run
+def run_backtest(req: BacktestRequest, progress: Callable[[int], None] | None = None) -> BacktestOutcome:
+    """Validate everything that can be checked up front, then replay and report."""
+    if req.mode not in MODES:
+        raise MmkitError("E_USAGE", f"--mode must be one of {', '.join(MODES)}, got {req.mode!r}", EXIT_USAGE)
+    cfg = req.loaded.config
+    cal = load_calibration(req.calibration)
+    replay = _Replay(req)
+    min_latency, n_events, kinds = replay.scan()
+    if n_events == 0:
+        raise MmkitError("E_DATA_EMPTY", f"{', '.join(req.ticks)}: no market events in the input")
+    if not (kinds.get("book_snapshot") or kinds.get("book_delta")):
+        raise MmkitError("E_DATA_NO_BOOK", f"{', '.join(req.ticks)}: no order book events, nothing to quote against")
+    instruments = replay.instruments
+    bt = cfg.backtest
+    shift = feed_clock_shift([min_latency], bt.feed_clock, bt.feed_clock_offset_ns)
+    interval = bt.decision_interval_ms if req.decision_interval_ms is None else req.decision_interval_ms
+    rng = random.Random(req.seed)
+    venue = build_fillsim(cfg, instruments, rng, req.mode, req.queue_model, cal)
+    engine = build_engine(cfg, instruments, venue, shift, interval, 0, req.trace)
+    events: Iterable[Any] = replay.events()
+    if progress is not None:
+        events = _with_progress(events, progress)
+    result = engine.run(events)
+    report, passed = build_report(req, cfg, result, kinds, n_events, min_latency, cal, replay.report)
+    return BacktestOutcome(report, result, passed)
+
+
+def _with_progress(events: Iterable[Any], progress: Callable[[int], None], step: int = 50_000) -> Iterator[Any]:
+    n = 0
+    for ev in events:
+        n += 1
+        if n % step == 0:
+            progress(step)
+        yield ev
+    progress(n % step)
+
+
+def build_report(req: BacktestRequest, cfg: Config, result: EngineResult, kinds: Counter[str], n_events: int,
+                 min_latency_ns: int, cal: CalibrationParams | None, read_report: Any) -> tuple[dict[str, Any], bool]:
+    """The ``backtest_report`` artifact body plus the gate verdict."""
+    stats = compute_stats(result.ledger, result.orders, _markouts(result), start_ns=result.start_ns,
+                          end_ns=result.end_ns, starting_capital_usd=Decimal(repr(cfg.portfolio.budget_usd)))
+    g = cfg.backtest.gates
+    specs = [GateSpec("net_bps", ">=", g.min_net_bps), GateSpec("taker_share_pct", "<=", g.max_taker_share_pct),
+             GateSpec("order_age_p95_ms", "<=", g.max_order_age_p95_ms)]
+    gates = evaluate_gates(stats, specs)
+    passed = all(r.passed for r in gates)
+    queue = "optimistic" if req.mode == "optimistic" else (req.queue_model or cfg.fillsim.queue_model)
+    per_symbol = {}
+    for sym, rt in sorted(result.runtimes.items()):
+        pos = result.ledger.position(sym)
+        per_symbol[sym] = {
+            "position_lots": result.ledger.qty_lots(sym),
+            "position": rt.instrument.lots_to_qty(result.ledger.qty_lots(sym)),
+            "decisions": rt.decisions,
+            "fills": pos.fills if hasattr(pos, "fills") else 0,
+            "orders_created": rt.orders.counters.created if hasattr(rt.orders.counters, "created") else 0,
+        }
+    body = {
+        "verdict": "PASS" if passed else "FAIL",
+        "run": {
+            "mode": req.mode,
+            "queue_model": queue,
+            "latency_model": "calibration" if cal is not None else cfg.fillsim.latency_model,
+            "strategy_model": cfg.strategy.model,
+            "decision_interval_ms": req.decision_interval_ms if req.decision_interval_ms is not None
+            else cfg.backtest.decision_interval_ms,
+            "feed_clock": cfg.backtest.feed_clock,
+            "clock_shift_ns": result.clock_shift_ns,
+            "min_feed_latency_ns": min_latency_ns,
+            "seed": req.seed,
+            "calibration": cal.as_dict() if cal is not None else None,
+        },
+        "data": {
+            "events": n_events,
+            "by_kind": dict(sorted(kinds.items())),
+            "symbols": sorted(result.runtimes),
+            "start": iso_from_ns(result.start_ns),
+            "end": iso_from_ns(result.end_ns),
+            "duration_s": round((result.end_ns - result.start_ns) / 1e9, 6),
+            "skipped": _skipped(read_report),
+        },
+        "engine": result.counters.as_dict(),
+        "stats": _finite(stats.to_dict()),
+        "per_symbol": per_symbol,
+        "gates": [{"name": r.name, "value": _num(r.value), "op": r.op, "threshold": r.threshold, "passed": r.passed}
+                  for r in gates],
+    }
+    meta = artifacts.build_meta(cfg_hash=req.loaded.cfg_hash, seed=req.seed,
+                                inputs=[t for t in req.ticks if t != "-"] + ([req.calibration] if req.calibration else []))
+    return artifacts.artifact(req.kind, body, meta), passed
+
+
+def _markouts(result: EngineResult) -> list[Any]:
+    out: list[Any] = []
+    for rt in result.runtimes.values():
+        out.extend(rt.signals.markouts.all_stats())
+    return out
+
+
+def _skipped(read_report: Any) -> int:
+    return int(getattr(read_report, "skipped", 0) or 0) if read_report is not None else 0
+
+
+def _num(v: Any) -> Any:
+    return round(float(v), 6) if isinstance(v, (float, Decimal)) else v
+
+
+def _finite(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: _num(v) for k, v in d.items()}
+
+
+# ----------------------------------------------------------------------------- traces and markdown
+def write_traces(result: EngineResult, folder: str | Path) -> list[Path]:
+    """``fills.jsonl`` and ``orders.jsonl`` (decimal strings for prices and sizes)."""
+    folder = Path(folder)
+    insts = {s: rt.instrument for s, rt in result.runtimes.items()}
+    fills = []
+    for f in result.fills:
+        inst = insts[f.symbol]
+        fills.append({"ts": f.ts, "symbol": f.symbol, "order_id": f.client_id, "side": "buy" if f.side > 0 else "sell",
+                      "price": inst.ticks_to_px(f.price), "qty": inst.lots_to_qty(f.qty), "liquidity": f.liquidity,
+                      "fee": str(f.fee)})
+    orders = []
+    for row in result.order_trace:
+        out = dict(row)
+        sym = out.get("symbol")
+        inst = insts.get(sym) if sym else None
+        if inst is None:
+            oid = out.get("order_id", "")
+            inst = next((i for s, i in insts.items() if f"{s}-" in oid), None)
+        if inst is not None:
+            if "price" in out:
+                out["price"] = inst.ticks_to_px(out["price"])
+            if "qty" in out:
+                out["qty"] = inst.lots_to_qty(out["qty"])
+        if "side" in out:
+            out["side"] = "buy" if out["side"] > 0 else "sell"
+        orders.append(out)
+    paths = [folder / "fills.jsonl", folder / "orders.jsonl"]
+    artifacts.write_bytes(paths[0], artifacts.dumps_jsonl(fills))
+    artifacts.write_bytes(paths[1], artifacts.dumps_jsonl(orders))
+    return paths
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """BACKTEST_REPORT.md from the JSON: fixed-width ASCII tables, numbers as %.6f."""
+    title = "Backtest report" if report["schema"].startswith("mmkit.backtest") else "Sim report"
+    meta, run, data = report["meta"], report["run"], report["data"]
+    lines = [f"# {title}", "",
+             f"verdict: {report['verdict']}", f"generated_at: {meta['generated_at']}", f"git_sha: {meta['git_sha']}",
+             f"cfg_hash: {meta['cfg_hash']}", f"seed: {meta['seed']}",
+             f"window: {data['start']} .. {data['end']} ({data['duration_s']:.6f} s, {data['events']} events)", "",
+             "## Run", ""]
+    lines += _table(["key", "value"], [[k, _cell(v)] for k, v in sorted(run.items()) if k != "calibration"])
+    lines += ["", "## Statistics", ""]
+    lines += _table(["metric", "value"], [[k, _cell(v)] for k, v in report["stats"].items()])
+    lines += ["", "## Gates", ""]
+    lines += _table(["gate", "value", "op", "threshold", "verdict"],
+                    [[g["name"], _cell(g["value"]), g["op"], _cell(g["threshold"]), "PASS" if g["passed"] else "FAIL"]
+                     for g in report["gates"]])
+    lines += ["", "## Engine", ""]
+    lines += _table(["counter", "value"], [[k, _cell(v)] for k, v in sorted(report["engine"].items())])
+    return "\n".join(lines) + "\n"
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return f"{v:.6f}"
+    return "-" if v is None else str(v)
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)] if rows else [len(h) for h in header]
+    fmt = "| " + " | ".join(f"{{:<{w}}}" for w in widths) + " |"
+    out = [fmt.format(*header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
+    out += [fmt.format(*[str(c) for c in r]) for r in rows]
+    return out
+
+
+__all__ = ["BacktestRequest", "BacktestOutcome", "run_backtest", "render_markdown", "write_traces",
+           "load_calibration", "build_engine", "build_fillsim", "MODES"]
