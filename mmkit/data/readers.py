@@ -18,6 +18,8 @@ order checks and the per-file statistics.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import heapq
 import re
 from collections import Counter
@@ -452,7 +454,7 @@ class Units:
         self.qty = unit_converter(inst.lot_size, f"{inst.symbol} size")
 
 
-class BaseReader:
+class BaseReader(ABC):
     """Shared loop state of the format readers: files, positions, policy, checks, stats.
 
     A subclass implements ``_read(lines)`` and yields events; it reports problems with
@@ -505,8 +507,9 @@ class BaseReader:
                 self._end_file()
         self._end_all()
 
+    @abstractmethod
     def _read(self, lines: Iterable[str]) -> Iterator[Event]:
-        raise NotImplementedError
+        """Parse one file's lines into events (each format's reader defines it)."""
 
     def _end_file(self) -> None:
         """Hook: called after each file (the book state carries over to the next file)."""
