@@ -127,6 +127,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("preflight_cmd", "preflight"),
     ("audit_cmd", "audit"),
     ("backtest_cmd", "backtest"),
+    ("sim_cmd", "sim"),
 ]
 
 

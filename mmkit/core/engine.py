@@ -235,12 +235,17 @@ class Engine:
                 self._collect()
             elif t_rep is not None and t_rep == best:
                 when, _, report = heapq.heappop(reports)
-                self._now = max(self._now, when)
-                self._on_report(report, when)
+                if when > self._now:
+                    self._now = when
+                self._on_report(report, self._now)
             else:
+                # the local clock never runs backwards: receive times are not monotonic
+                # across channels (a REST snapshot arrives after the first update it precedes),
+                # and the FIFO hands such an event over at the current local time
                 when, ev = local.popleft()
-                self._now = max(self._now, when)
-                self._on_local_market(ev, when)
+                if when > self._now:
+                    self._now = when
+                self._on_local_market(ev, self._now)
 
     def _collect(self) -> None:
         for when, report in self.venue.drain_reports():

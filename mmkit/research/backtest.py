@@ -37,13 +37,13 @@ from mmkit.core.instruments import Instrument
 from mmkit.core.latency import ModelError, make_latency_model
 from mmkit.core.ledger import Ledger
 from mmkit.core.orders import Budget, OrderManager, OrderParams
-from mmkit.core.queue import make_queue_model
+from mmkit.core.queue import QUEUE_MODELS, make_queue_model
 from mmkit.core.risk import IntradayCapsGuard, KillSwitch, PositionBook, PositionSkewGuard, RiskGuard
 from mmkit.core.signals import SymbolSignals
-from mmkit.core.stats import GateSpec, compute_stats, evaluate_gates
+from mmkit.core.stats import STATS_KEYS, GateSpec, compute_stats, evaluate_gates
 from mmkit.core.strategy import StrategyError, make_strategy
 from mmkit.core.throttle import Throttle
-from mmkit.data.readers import open_events
+from mmkit.data.readers import open_events, registry
 from mmkit.errors import EXIT_USAGE, MmkitError
 
 MODES = ("queue_aware", "optimistic")
@@ -226,6 +226,7 @@ def run_backtest(req: BacktestRequest, progress: Callable[[int], None] | None = 
     if req.mode not in MODES:
         raise MmkitError("E_USAGE", f"--mode must be one of {', '.join(MODES)}, got {req.mode!r}", EXIT_USAGE)
     cfg = req.loaded.config
+    check_request(req)
     cal = load_calibration(req.calibration)
     replay = _Replay(req)
     min_latency, n_events, kinds = replay.scan()
@@ -246,6 +247,22 @@ def run_backtest(req: BacktestRequest, progress: Callable[[int], None] | None = 
     result = engine.run(events)
     report, passed = build_report(req, cfg, result, kinds, n_events, min_latency, cal, replay.report)
     return BacktestOutcome(report, result, passed)
+
+
+def check_request(req: BacktestRequest) -> None:
+    """Everything about the request that can be refused before the input is read."""
+    if req.queue_model is not None and req.queue_model not in QUEUE_MODELS:
+        raise MmkitError("E_CFG_MODEL", f"unknown queue model {req.queue_model!r}; known: {', '.join(sorted(QUEUE_MODELS))}")
+    if req.decision_interval_ms is not None and req.decision_interval_ms < 0:
+        raise MmkitError("E_USAGE", f"--decision-interval-ms must be >= 0, got {req.decision_interval_ms}", EXIT_USAGE)
+    if req.loaded.config.backtest.decision_interval_ms < 0:
+        raise MmkitError("E_CFG_RANGE", f"backtest.decision_interval_ms must be >= 0, got "
+                         f"{req.loaded.config.backtest.decision_interval_ms}")
+    if req.venue:
+        known = registry()
+        if known.venue(req.venue) not in known.venues():
+            raise MmkitError("E_DATA_UNKNOWN_VENUE", f"--venue {req.venue}: not a venue of the instrument registry; "
+                             f"known: {', '.join(known.venues())}")
 
 
 def _with_progress(events: Iterable[Any], progress: Callable[[int], None], step: int = 50_000) -> Iterator[Any]:
@@ -366,6 +383,46 @@ def write_traces(result: EngineResult, folder: str | Path) -> list[Path]:
     return paths
 
 
+REPORT_SCHEMAS = ("mmkit.backtest_report/v1", "mmkit.sim_report/v1")
+_REPORT_SHAPE: dict[str, type] = {"meta": dict, "verdict": str, "run": dict, "data": dict, "engine": dict,
+                                  "stats": dict, "per_symbol": dict, "gates": list}
+_REPORT_FIELDS = {"meta": ("generated_at", "git_sha", "cfg_hash", "seed"),
+                  "data": ("start", "end", "duration_s", "events")}
+
+
+def read_report(path: str) -> dict[str, Any]:
+    """A saved backtest or sim report, checked enough to render (``E_REPORT_INVALID`` if not)."""
+    try:
+        obj = artifacts.read_control_file(path, "json", max_bytes=16 << 20)
+    except MmkitError as exc:
+        if exc.code == "E_CTRL_MISSING":
+            raise MmkitError("E_IO_MISSING", f"{path}: no such file") from exc
+        raise MmkitError("E_REPORT_INVALID", exc.message) from exc
+
+    def bad(why: str) -> MmkitError:
+        return MmkitError("E_REPORT_INVALID", f"{path}: {why}")
+
+    if not isinstance(obj, dict):
+        raise bad("not a JSON object")
+    if obj.get("schema") not in REPORT_SCHEMAS:
+        raise bad(f"schema is {obj.get('schema')!r}, expected one of {', '.join(REPORT_SCHEMAS)}")
+    for key, typ in _REPORT_SHAPE.items():
+        if not isinstance(obj.get(key), typ):
+            raise bad(f"{key!r} is missing or not a {'list' if typ is list else 'JSON ' + typ.__name__}")
+    for key, names in _REPORT_FIELDS.items():
+        missing = [n for n in names if n not in obj[key]]
+        if missing:
+            raise bad(f"{key} lacks {', '.join(missing)}")
+    for g in obj["gates"]:
+        if not isinstance(g, dict) or not {"name", "value", "op", "threshold", "passed"} <= set(g):
+            raise bad("a gate lacks name, value, op, threshold or passed")
+    try:
+        render_markdown(obj)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise bad(f"cannot be rendered ({type(exc).__name__}: {exc})") from exc
+    return obj
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """BACKTEST_REPORT.md from the JSON: fixed-width ASCII tables, numbers as %.6f."""
     title = "Backtest report" if report["schema"].startswith("mmkit.backtest") else "Sim report"
@@ -377,7 +434,9 @@ def render_markdown(report: dict[str, Any]) -> str:
              "## Run", ""]
     lines += _table(["key", "value"], [[k, _cell(v)] for k, v in sorted(run.items()) if k != "calibration"])
     lines += ["", "## Statistics", ""]
-    lines += _table(["metric", "value"], [[k, _cell(v)] for k, v in report["stats"].items()])
+    stats = report["stats"]  # the documented order, whatever order a parsed JSON has
+    keys = [k for k in STATS_KEYS if k in stats] + sorted(k for k in stats if k not in STATS_KEYS)
+    lines += _table(["metric", "value"], [[k, _cell(stats[k])] for k in keys])
     lines += ["", "## Gates", ""]
     lines += _table(["gate", "value", "op", "threshold", "verdict"],
                     [[g["name"], _cell(g["value"]), g["op"], _cell(g["threshold"]), "PASS" if g["passed"] else "FAIL"]
@@ -403,5 +462,5 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return out
 
 
-__all__ = ["BacktestRequest", "BacktestOutcome", "run_backtest", "render_markdown", "write_traces",
+__all__ = ["BacktestRequest", "BacktestOutcome", "run_backtest", "render_markdown", "write_traces", "read_report",
            "load_calibration", "build_engine", "build_fillsim", "MODES"]
