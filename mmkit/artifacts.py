@@ -83,6 +83,19 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def check_output_path(path: str | os.PathLike[str] | None) -> None:
+    """Refuse an output that exists but is not a regular file (a folder, ``/dev/null``, a
+    FIFO): the atomic writer replaces its target by rename, which would swap a device for a
+    plain file when run as root.  ``-`` (stdout) is always fine.  Commands may call this
+    before any work; the writers call it too."""
+    if path is None or str(path) == STDIO:
+        return
+    name = os.fspath(path)
+    if os.path.lexists(name) and not os.path.isfile(name):
+        raise MmkitError("E_IO_WRITE", f"{name} exists and is not a regular file; the atomic writer would replace it "
+                                       "(write to stdout with --out - instead)")
+
+
 def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path | None:
     """Atomically replace ``path`` with ``data`` (or write to stdout for ``-``).
 
@@ -94,6 +107,7 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> Path | None:
         sys.stdout.buffer.write(data)
         sys.stdout.buffer.flush()
         return None
+    check_output_path(path)
     target = Path(path)
     parent = target.parent if str(target.parent) else Path(".")
     try:
@@ -137,6 +151,7 @@ def atomic_writer(path: str | os.PathLike[str], buffer_bytes: int = 1 << 20) -> 
         yield sys.stdout.buffer
         sys.stdout.buffer.flush()
         return
+    check_output_path(path)
     target = Path(path)
     parent = target.parent if str(target.parent) else Path(".")
     tmp = parent / f"{target.name}.tmp.{os.getpid()}.{os.urandom(4).hex()}"

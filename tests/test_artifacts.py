@@ -199,3 +199,20 @@ def test_git_sha_unknown_outside_a_checkout(monkeypatch):
     monkeypatch.delenv("MM_GIT_SHA", raising=False)
     sha = artifacts.git_sha()
     assert sha == "unknown" or (len(sha) == 40 and all(c in "0123456789abcdef" for c in sha))
+
+
+def test_outputs_that_are_not_regular_files_are_refused(tmp_path):
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    for write in (lambda: artifacts.write_json(folder, {"a": 1}), lambda: artifacts.write_text(folder, "x")):
+        with pytest.raises(MmkitError) as err:
+            write()
+        assert err.value.code == "E_IO_WRITE" and "not a regular file" in err.value.message
+    with pytest.raises(MmkitError):
+        with artifacts.atomic_writer(folder) as fh:
+            fh.write(b"x")
+    assert folder.is_dir() and list(folder.iterdir()) == []
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(MmkitError):
+        artifacts.write_json(tmp_path / "fifo", {"a": 1})
+    assert (tmp_path / "fifo").exists() and not (tmp_path / "fifo").is_file()

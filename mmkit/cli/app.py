@@ -126,6 +126,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("config_cmd", "config"),
     ("preflight_cmd", "preflight"),
     ("audit_cmd", "audit"),
+    ("data_cmd", "data"),
     ("backtest_cmd", "backtest"),
     ("sim_cmd", "sim"),
 ]

@@ -700,7 +700,7 @@ def _open_group(kind: str, members: list[Any], **kw: Any) -> Iterator[Event]:
 
         return iter(TardisReader(paths, opener=opener, **kw))
     if kind in ("jsonl", "cache"):
-        return _native(kind, paths, **kw)
+        return _native(kind, paths, opener=opener, **kw)
     raise MmkitError("E_DATA_UNKNOWN_FORMAT", f"unknown format {kind!r}; use one of binance, bybit, tardis, jsonl, cache")
 
 
@@ -718,8 +718,12 @@ def _make_opener(members: list[Any]) -> Callable[[str], Iterable[str]]:
     return opener
 
 
-def _native(kind: str, paths: list[str], *, symbol: str | None, on_error: str, venue: str | None, report: ReadReport) -> Iterator[Event]:
-    """mmkit's own formats: JSONL interchange (``data.jsonl``) and the columnar cache (``data.cache``)."""
+def _native(kind: str, paths: list[str], *, symbol: str | None, on_error: str, venue: str | None, report: ReadReport,
+            opener: Callable[[str], Iterable[str]] | None = None) -> Iterator[Event]:
+    """mmkit's own formats: JSONL interchange (``data.jsonl``) and the columnar cache (``data.cache``).
+
+    stdin was partly consumed by format detection, so JSONL on ``-`` is read through
+    ``opener``, which replays the sniffed lines first."""
     want = symbol.upper() if symbol else None
     for path in paths:
         src = report.add(path, kind)
@@ -728,7 +732,8 @@ def _native(kind: str, paths: list[str], *, symbol: str | None, on_error: str, v
         if kind == "jsonl":
             from mmkit.data.jsonl import JsonlReader
 
-            reader = JsonlReader(path, venue=venue, on_error=on_error)
+            source: Any = opener(path) if (opener is not None and path == "-") else path
+            reader = JsonlReader(source, venue=venue, on_error=on_error)
             events: Iterable[Event] = reader
             lookup = reader.instruments
             closer = None
