@@ -133,11 +133,63 @@ class L2Book:
         for _px, qty in bids + asks:
             if qty < 0:
                 raise ValueError(f"{self.symbol}: negative size {qty} at {_px}")
-        apply = self.apply_level
-        for px, qty in bids:
-            apply(BID, px, qty)
-        for px, qty in asks:
-            apply(ASK, px, qty)
+        if bids:
+            self.apply_levels(BID, bids)
+        if asks:
+            self.apply_levels(ASK, asks)
+
+    def apply_levels(self, side: int, levels: Iterable[Level]) -> None:
+        """``apply_level(side, px, qty)`` for each level in order, with the same effects
+        (a negative size raises when reached), without a method call per level: the
+        hot path of both books (the strategy's and the fill simulator's)."""
+        n = 0  # levels applied, added to ``updates`` once (also when a negative size stops it)
+        try:
+            if side > 0:
+                book = self.bids
+                for px, qty in levels:
+                    if qty < 0:
+                        raise ValueError(f"{self.symbol}: negative size {qty} at {px}")
+                    n += 1
+                    if px in book:
+                        if qty:
+                            book[px] = qty
+                        else:
+                            del book[px]
+                            if px == self.best_bid:
+                                self._next_best_bid()
+                    elif qty:
+                        book[px] = qty
+                        heap = self._bid_heap  # re-read: _rebuild replaces it
+                        heappush(heap, -px)
+                        if len(heap) > 2 * len(book) + _HEAP_SLACK:
+                            self._rebuild(BID)
+                        best = self.best_bid
+                        if best is None or px > best:
+                            self.best_bid = px
+            else:
+                book = self.asks
+                for px, qty in levels:
+                    if qty < 0:
+                        raise ValueError(f"{self.symbol}: negative size {qty} at {px}")
+                    n += 1
+                    if px in book:
+                        if qty:
+                            book[px] = qty
+                        else:
+                            del book[px]
+                            if px == self.best_ask:
+                                self._next_best_ask()
+                    elif qty:
+                        book[px] = qty
+                        heap = self._ask_heap
+                        heappush(heap, px)
+                        if len(heap) > 2 * len(book) + _HEAP_SLACK:
+                            self._rebuild(ASK)
+                        best = self.best_ask
+                        if best is None or px < best:
+                            self.best_ask = px
+        finally:
+            self.updates += n
 
     def apply_snapshot(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
         """Replace the whole book (zero-size levels are dropped) and clear ``stale``."""

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mmkit.core.book import L2Book
-from mmkit.core.events import Quote, SeqGap, Trade
+from mmkit.core.events import BookDelta, BookSnapshot, Quote, SeqGap, Trade
 from mmkit.core.gates import GateChain
 from mmkit.core.instruments import Instrument
 from mmkit.core.ledger import Ledger
@@ -183,30 +183,60 @@ class Engine:
 
     # ------------------------------------------------------------------ the loop
     def run(self, events: Iterable[object]) -> EngineResult:
-        """Consume ``events`` (exchange-time order per channel, as the readers emit them)."""
+        """Consume ``events`` (exchange-time order per channel, as the readers emit them).
+
+        Per event: hand over everything due at or before its ``ts`` (``_advance``), show
+        the event to the venue, then queue it for local delivery at ``recv_ts - shift``.
+
+        Fast path (same order as ``_advance``, which stays the reference): usually the
+        only thing due is the head of the local FIFO, so the loop delivers it itself while
+        no exchange arrival and no report is due at or before the head's time (ties go
+        to arrivals, then reports), and calls ``_advance`` only when one of those is due by
+        ``ts``.  After that nothing is due by ``ts``, so the venue's own arrival check in
+        ``on_market`` finds nothing either.  Methods are bound to locals once.
+        """
         venue = self.venue
         local = self._local
+        reports = self._reports
         shift = self.shift
-        counters = self.counters
-        first = True
+        next_arrival = venue.next_arrival_ns
+        on_market = venue.on_market
+        drain = venue.drain_reports
+        advance = self._advance
+        deliver = self._on_local_market
+        pop_local = local.popleft
+        push_local = local.append
+        n = 0
         last_ts = 0
-        for ev in events:
-            ts = ev.ts  # type: ignore[attr-defined]
-            if first:
-                self._start = ev.recv_ts - shift  # type: ignore[attr-defined]
-                self._now = self._start
-                first = False
-            counters.events += 1
-            self._advance(ts)
-            nxt = venue.next_arrival_ns()
-            if nxt is not None and nxt <= ts:
-                venue.process_arrivals(ts)
-                self._collect()
-            venue.on_market(ev)
-            self._collect()
-            local.append((ev.recv_ts - shift, ev))  # type: ignore[attr-defined]
-            if ts > last_ts:
-                last_ts = ts
+        try:
+            for ev in events:
+                ts = ev.ts  # type: ignore[attr-defined]
+                if not n:
+                    self._start = self._now = ev.recv_ts - shift  # type: ignore[attr-defined]
+                n += 1
+                while local:
+                    when = local[0][0]
+                    if when > ts:
+                        break
+                    t_arr = next_arrival()
+                    if (t_arr is not None and t_arr <= when) or (reports and reports[0][0] <= when):
+                        break  # an arrival or a report goes first: the general scheduler
+                    lev = pop_local()[1]
+                    if when > self._now:
+                        self._now = when
+                    deliver(lev, self._now)
+                t_arr = next_arrival()
+                if (t_arr is not None and t_arr <= ts) or (reports and reports[0][0] <= ts):
+                    advance(ts)
+                on_market(ev)
+                out = drain()
+                if out:
+                    self._push_reports(out)
+                push_local((ev.recv_ts - shift, ev))  # type: ignore[attr-defined]
+                if ts > last_ts:
+                    last_ts = ts
+        finally:
+            self.counters.events += n
         # the stream ended: deliver what is in flight, then close the books
         self._advance(None)
         end = max(self._now, last_ts)
@@ -248,12 +278,22 @@ class Engine:
                 self._on_local_market(ev, self._now)
 
     def _collect(self) -> None:
-        for when, report in self.venue.drain_reports():
+        out = self.venue.drain_reports()
+        if out:
+            self._push_reports(out)
+
+    def _push_reports(self, out: list[tuple[int, VenueReport]]) -> None:
+        for when, report in out:
             self._seq += 1
             heapq.heappush(self._reports, (when, self._seq, report))
 
     # ------------------------------------------------------------------ local side
     def _on_local_market(self, ev: object, now: int) -> None:
+        """One market event reaches the strategy side at local time ``now``.
+
+        Trades and quotes only feed the signals; book events update the book, the
+        signals (the touch), the ledger's mark and equity grid, then maybe decide.  The
+        signal calls are the ones ``SymbolSignals.on_event`` would dispatch to."""
         rt = self.rt.get(ev.symbol)  # type: ignore[attr-defined]
         if rt is None:
             return
@@ -263,7 +303,7 @@ class Engine:
             rt.signals.on_trade(ev.ts, ev.side, ev.qty)  # type: ignore[attr-defined]
             return
         if cls is Quote:
-            rt.signals.on_event(ev)
+            rt.signals.on_touch(ev.ts, ev.bid_px, ev.ask_px)  # type: ignore[attr-defined]
             return
         book = rt.book
         was_stale = book.stale
@@ -274,8 +314,9 @@ class Engine:
                 self._send(rt, rt.orders.cancel_all(now, "stale_book"), now)
                 self.counters.stale_cancels += 1
             return
-        rt.signals.on_event(ev, book)
         bid, ask = book.best_bid, book.best_ask
+        if cls is BookDelta or cls is BookSnapshot:
+            rt.signals.on_touch(ev.ts, bid, ask)  # type: ignore[attr-defined]
         if bid is not None and ask is not None and bid < ask and bid + ask != rt.last_mid2:
             rt.last_mid2 = bid + ask
             self.ledger.mark_mid2(rt.symbol, bid + ask, now)

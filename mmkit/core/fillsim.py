@@ -964,11 +964,13 @@ class FillSimulator:
 
     # ------------------------------------------------------------------ book updates
     def _delta(self, st: _Sym, bids: Sequence[Level], asks: Sequence[Level], ts: int) -> None:
+        # Levels where none of our orders rest (the common case) go through the book's
+        # bulk ``apply_levels``; the others one by one, to update the queues ahead of us.
         book = st.book
         apply = book.apply_level
         on_depth = self._on_depth
         mine = st.bids
-        if mine:
+        if mine and not mine.keys().isdisjoint([px for px, _ in bids]):
             levels = book.bids
             for px, qty in bids:
                 orders = mine.get(px)
@@ -980,11 +982,10 @@ class FillSimulator:
                     for o in orders:
                         o.ahead = on_depth(o.ahead, prev, qty, o.traded)
                         o.traded = 0
-        else:
-            for px, qty in bids:
-                apply(1, px, qty)
+        elif bids:
+            book.apply_levels(1, bids)
         mine = st.asks
-        if mine:
+        if mine and not mine.keys().isdisjoint([px for px, _ in asks]):
             levels = book.asks
             for px, qty in asks:
                 orders = mine.get(px)
@@ -996,9 +997,8 @@ class FillSimulator:
                     for o in orders:
                         o.ahead = on_depth(o.ahead, prev, qty, o.traded)
                         o.traded = 0
-        else:
-            for px, qty in asks:
-                apply(-1, px, qty)
+        elif asks:
+            book.apply_levels(-1, asks)
         if self._cross_fills:
             ba = book.best_ask
             bb = book.best_bid

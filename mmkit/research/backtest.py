@@ -9,7 +9,9 @@ recomputed), and every number in it is explained in docs/backtest.md.
 
 from __future__ import annotations
 
+import operator
 import random
+from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -43,7 +45,10 @@ from mmkit.core.signals import SymbolSignals
 from mmkit.core.stats import STATS_KEYS, GateSpec, compute_stats, evaluate_gates
 from mmkit.core.strategy import StrategyError, make_strategy
 from mmkit.core.throttle import Throttle
-from mmkit.data.readers import open_events, registry
+from mmkit.data.cache import KINDS as CACHE_KINDS
+from mmkit.data.cache import load_cache
+from mmkit.data.detect import sniff
+from mmkit.data.readers import ON_ERROR_CHOICES, ReadReport, open_events, registry
 from mmkit.errors import EXIT_USAGE, MmkitError
 
 MODES = ("queue_aware", "optimistic")
@@ -92,17 +97,27 @@ def load_calibration(path: str | None) -> CalibrationParams | None:
 class _Replay:
     """Events of the inputs, readable twice (the feed-clock pre-pass, then the run).
 
-    Files are simply re-opened; stdin is buffered once in memory (say so in the docs)."""
+    Files are simply re-opened; stdin is buffered once in memory (say so in the docs).
+
+    Fast path: a single columnar cache file (``data.cache``) is loaded once and never
+    read twice.  The pre-pass is computed from its raw columns (the smallest
+    ``recv_ts - ts`` and a count per kind code, no event objects), and the run iterates
+    ``EventCache.iter_events`` directly, without the per-event bookkeeping of the generic
+    reader (a cache has nothing to skip or repair).  The events, their order and the
+    instruments are exactly those ``open_events`` yields for the same file."""
 
     def __init__(self, req: BacktestRequest) -> None:
         self.req = req
         self._buffer: list[Any] | None = None
+        self._cache: Any = None
         self.report: Any = None
         self.instruments: dict[str, Instrument] = {}
         if "-" in req.ticks:
             stream = self._open()
             self._buffer = list(stream)
             self.report, self.instruments = stream.report, dict(stream.instruments)
+        elif len(req.ticks) == 1 and req.on_error in ON_ERROR_CHOICES:
+            self._cache = _open_cache(req.ticks[0], req.fmt, req.symbol)
 
     def _open(self) -> Any:
         return open_events(list(self.req.ticks), fmt=self.req.fmt, symbol=self.req.symbol,
@@ -110,6 +125,8 @@ class _Replay:
 
     def scan(self) -> tuple[int, int, Counter[str]]:
         """One pass: the smallest feed latency, the event count and the kinds."""
+        if self._cache is not None:
+            return self._scan_cache()
         kinds: Counter[str] = Counter()
         lo: int | None = None
         n = 0
@@ -121,7 +138,42 @@ class _Replay:
                 lo = lat
         return (lo or 0), n, kinds
 
+    def _scan_cache(self) -> tuple[int, int, Counter[str]]:
+        """The pre-pass from the cache columns; also fills ``report`` and ``instruments``
+        (symbols in order of first appearance, as the generic reader registers them)."""
+        cache = self._cache
+        n = cache.n_events
+        codes = cache.kind.tobytes()
+        kinds: Counter[str] = Counter()
+        for code, name in enumerate(CACHE_KINDS):
+            count = codes.count(bytes((code,)))
+            if count:
+                kinds[name] = count
+        if sum(kinds.values()) != n:
+            raise MmkitError("E_CACHE_CORRUPT", f"{cache.path}: unknown event kind codes in the kind column")
+        lo = min(map(operator.sub, cache.recv_ts, cache.ts), default=0)
+        report = ReadReport(on_error=self.req.on_error)
+        src = report.add(cache.path, "cache")
+        src.recv_clock = "stored"
+        src.events.update(kinds)
+        src.seq_gaps = kinds.get("seq_gap", 0)
+        if n:
+            src.first_ts, src.last_ts = cache.ts[0], cache.ts[n - 1]
+        sym = array("H", cache.sym)
+        for sid in sorted(set(sym), key=sym.index):
+            inst = cache.instruments[sid]
+            report.register(inst)
+            src.symbols.add(inst.symbol)
+        self.report, self.instruments = report, dict(report.instruments)
+        return lo, n, kinds
+
     def _iter(self) -> Iterator[Any]:
+        if self._cache is not None:
+            try:
+                yield from self._cache.iter_events()
+            finally:
+                self._cache.close()
+            return
         if self._buffer is not None:
             yield from self._buffer
             return
@@ -131,6 +183,23 @@ class _Replay:
 
     def events(self) -> Iterator[Any]:
         return self._iter()
+
+
+def _open_cache(path: str, fmt: str | None, symbol: str | None) -> Any:
+    """``path`` loaded as a cache if it is one and ``--symbol`` keeps all of it, else None
+    (the generic reader then handles it, errors included)."""
+    if fmt not in (None, "cache"):
+        return None
+    try:
+        if sniff(path, fmt).fmt != "cache":
+            return None
+    except MmkitError:
+        return None
+    cache = load_cache(path)
+    if symbol is not None and any(s != symbol.upper() for s in cache.symbols):
+        cache.close()
+        return None
+    return cache
 
 
 # ----------------------------------------------------------------------------- wiring
