@@ -11,7 +11,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from mmkit import log
@@ -347,3 +347,103 @@ def test_off_grid_under_the_wrong_venue_says_so():
     with pytest.raises(MmkitError) as err:
         list(JsonlReader([line], venue="binance-usdm"))
     assert err.value.reason == "off_grid" and "0.1" in err.value.message and "--venue" in err.value.message
+
+
+# ----------------------------------------------------------------------------- fast path == reference, near misses
+_PLAIN = {name: __import__("re").compile(getattr(jsonl, name).pattern.replace("*+", "*").replace("++", "+"), __import__("re").ASCII)
+          for name in ("_QUOTE_LINE", "_TRADE_LINE")}
+"""The fast-path regexes with plain (backtracking) quantifiers: the possessive ones must match exactly the same."""
+
+QUOTE_CANON = ('{"ask_px":"1.01","ask_qty":"2","bid_px":"1.00","bid_qty":"1","kind":"quote","recv_ts":11,'
+               '"symbol":"BTCUSDT","ts":10}')
+TRADE_CANON = CANON % 10
+NEAR_MISSES = [  # (text in a canonical line, replacement): leading zeros, signs, blanks, escapes, control chars, ...
+    ('"ts":10', '"ts":010'), ('"ts":10', '"ts":+10'), ('"ts":10', '"ts": 10'), ('"ts":10', '"ts":1_0'), ('"ts":10', '"ts":0'),
+    ('"ts":10', '"ts":1\u0660'), ('"ts":10', '"ts":10.0'), ('"ts":10', '"ts":-10'), ('"ts":10', '"ts":1e1'), ('"ts":10', '"ts":5'),
+    ('"recv_ts":11', '"recv_ts":011'), ('"recv_ts":11', '"recv_ts":+11'), ('"recv_ts":11', '"recv_ts":0'), ('"recv_ts":11', '"recv_ts":"11"'),
+    ('"BTCUSDT"', '"BTC\\u0055SDT"'), ('"BTCUSDT"', '"BTC\x01USDT"'), ('"BTCUSDT"', '"BTCUSDT "'), ('"BTCUSDT"', '""'),
+    ('"BTCUSDT"', '"BTCUSD_PERP"'), ('"BTCUSDT"', '"ETHUSDT"'),
+    ('"1.00"', '"1.0\\u0030"'), ('"1.00"', '"1.\x000"'), ('"1.00"', '"01.00"'), ('"1.00"', '"+1.00"'), ('"1.00"', '"1.00 "'),
+    ('"1.00"', '"\u0661.00"'), ('"1.00"', '"1.000"'), ('"1.00"', '"1.001"'), ('"1.00"', '"1."'), ('"1.00"', '".00"'),
+    ('"1.00"', '"-1.00"'), ('"1.00"', '"1_0.00"'), ('"1.00"', '"1.0.0"'), ('"1.00"', '"1e2"'), ('"1.00"', '"x.yz"'),
+    ('"1"', '"1.000000"'), ('"1"', '"-0.000001"'), ('"1"', '"1.0000000"'), ('"1"', '"0.00000\u0661"'), ('"1"', '"00.000001"'),
+    ('"buy"', '"BUY"'), ('"buy"', '"sell"'), ('"quote"', '"Quote"'),
+    ("}", "} \r\n"), ("}", "}\t\n"), ("}", "}x"), ("}", "},"), ("}", "}}"), ("}", ',"extra":1}'), ("{", '{"a":1,'), ("{", " {"),
+]
+
+
+def _outcome(lines):
+    reader = JsonlReader(lines, instruments=PINNED, on_error="skip")
+    try:
+        events = list(reader)
+    except MmkitError as exc:  # not a line error: an unknown/ambiguous symbol and such
+        return exc.code, exc.message, reader.stats.lines
+    return events, reader.stats.reasons, reader.stats.first_error
+
+
+def _general_only(lines):
+    never = __import__("re").compile(r"(?!)")
+    from unittest import mock
+    with mock.patch.object(jsonl, "_QUOTE_LINE", never), mock.patch.object(jsonl, "_TRADE_LINE", never):
+        return _outcome(lines)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from([QUOTE_CANON, TRADE_CANON]), st.lists(st.sampled_from(NEAR_MISSES), min_size=1, max_size=3),
+       st.sampled_from(["\n", "\r\n", ""]))
+def test_near_canonical_lines_match_the_plain_regexes_and_the_general_path(base, mutations, newline):
+    line = base
+    for old, new in mutations:
+        line = line.replace(old, new, 1)
+    line += newline
+    for name, plain in _PLAIN.items():
+        fast, ref = getattr(jsonl, name).match(line), plain.match(line)
+        assert (fast and fast.groups()) == (ref and ref.groups()), (name, line)
+    prev = (CANON % 7) + "\n"  # a symbol state, and a ts for the order check, before the line
+    lines = [prev, QUOTE_CANON.replace('"ts":10', '"ts":7') + "\n", line, line, (CANON % 20) + "\n"]
+    assert _outcome(lines) == _general_only(lines), line
+
+
+@pytest.mark.parametrize("step", ["0.01", "0.00001", "1", "0.5", "0.025", "10", "0.000001"])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(text=st.one_of(st.from_regex(r"-?[0-9]{0,7}\.?[0-9]{0,8}", fullmatch=True),
+                      st.text(alphabet="0123456789.-+_ e\u0661\u00b2\x00", max_size=12)))
+@example(text="\u0661.00")
+@example(text="1.\u0661\u0661")
+@example(text="0.0\u0661")
+@example(text="0.00000\u0661")
+@example(text="0.\u00b2")
+@example(text="\u00b2.00")
+@example(text=".00")
+@example(text=".00000")
+@example(text="1.")
+@example(text="-1.00")
+@example(text="-0.00001")
+@example(text="00.10")
+@example(text="1.005")
+@example(text="0.00025")
+@example(text="1" * 5000 + ".00")
+def test_converter_fast_path_equals_the_general_check(step, text):
+    from mmkit.core.instruments import GridError, is_decimal_text, plain_to_units, step_scale
+    mantissa, places = step_scale(Decimal(step))
+    if not is_decimal_text(text):
+        expected: object = "bad_event"
+    else:
+        try:
+            expected = plain_to_units(text, mantissa, places)
+        except GridError:
+            expected = "off_grid"
+        except ValueError:  # more digits than int() accepts
+            expected = "bad_event"
+        else:
+            expected = "negative_size" if expected < 0 else expected  # type: ignore[operator]
+    cache: dict[str, int] = {}
+    miss = jsonl._converter(Decimal(step), cache, "size", nonneg=True)
+    try:
+        got: object = miss(text)
+    except jsonl._Refused as err:
+        got = err.reason
+        assert cache == {}
+    else:
+        assert cache == {text: got}
+    assert got == expected
