@@ -7,11 +7,10 @@ from typing import Annotated
 
 import typer
 
-from mmkit import artifacts
-from mmkit.cli.options import ConfigOpt, resolve_out, status_line
+from mmkit.cli.options import ConfigOpt, FromOpt, OutMdOpt, SymbolOpt, TraceOpt, VenueOpt, resolve_out, status_line
 from mmkit.config import load_config
 from mmkit.errors import EXIT_GATE_FAILED
-from mmkit.research.backtest import BacktestRequest, render_markdown, run_backtest, write_traces
+from mmkit.research.backtest import BacktestRequest, run_backtest, write_outcome
 
 app = typer.Typer(help="Queue- and latency-aware backtests on recorded market data.\n\n"
                   "Example: mmkit backtest run --ticks fixtures/real/binance/usdm/btcusdt_20240718.gz "
@@ -26,14 +25,14 @@ def run(
     queue_model: Annotated[str | None, typer.Option("--queue-model", help="Override fillsim.queue_model.")] = None,
     calibration: Annotated[str | None, typer.Option("--calibration", help="Calibration JSON (latency, toxic sweeps, slippage).")] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every random draw.")] = 0,
-    fmt: Annotated[str | None, typer.Option("--from", help="Input format when detection is ambiguous.")] = None,
-    symbol: Annotated[str | None, typer.Option("--symbol", help="Keep one symbol (or name it when the source has none).")] = None,
-    venue: Annotated[str | None, typer.Option("--venue", help="Instrument registry venue, e.g. binance-usdm.")] = None,
+    fmt: FromOpt = None,
+    symbol: SymbolOpt = None,
+    venue: VenueOpt = None,
     on_error: Annotated[str, typer.Option("--on-error", help="fail or skip bad input lines.")] = "fail",
     decision_interval_ms: Annotated[int | None, typer.Option("--decision-interval-ms", help="Override backtest.decision_interval_ms.")] = None,
     out: Annotated[str | None, typer.Option("--out", help="Report JSON ('-' = stdout). Default: <artifacts>/BACKTEST_REPORT.json")] = None,
-    out_md: Annotated[str | None, typer.Option("--out-md", help="Markdown report. Default: next to the JSON.")] = None,
-    trace: Annotated[Path | None, typer.Option("--trace", help="Folder for fills.jsonl and orders.jsonl.")] = None,
+    out_md: OutMdOpt = None,
+    trace: TraceOpt = None,
 ) -> None:
     """Run one backtest; the report lists each gate; a failed gate exits 2.
 
@@ -46,10 +45,7 @@ def run(
     outcome = run_backtest(req)
     target = resolve_out(out, "BACKTEST_REPORT.json")
     md = out_md or (str(Path(target).with_suffix(".md")) if target != "-" else resolve_out(None, "BACKTEST_REPORT.md"))
-    if trace is not None:
-        write_traces(outcome.result, trace)
-    artifacts.write_text(md, render_markdown(outcome.report))
-    artifacts.write_json(target, outcome.report)
+    write_outcome(outcome, target, md, trace)
     status_line("BACKTEST", outcome.report["verdict"], stdout_has_json=target == "-")
     if not outcome.passed:
         raise typer.Exit(EXIT_GATE_FAILED)

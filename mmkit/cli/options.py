@@ -20,6 +20,11 @@ OutOpt = Annotated[
     typer.Option("--out", help="Where to write the JSON artifact ('-' = stdout). Default: under the artifacts dir."),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed for every random choice; same seed, same bytes.")]
+FromOpt = Annotated[str | None, typer.Option("--from", help="Input format when detection is ambiguous.")]
+SymbolOpt = Annotated[str | None, typer.Option("--symbol", help="Keep one symbol (or name it when the source has none).")]
+VenueOpt = Annotated[str | None, typer.Option("--venue", help="Instrument registry venue, e.g. binance-usdm.")]
+OutMdOpt = Annotated[str | None, typer.Option("--out-md", help="Markdown report. Default: next to the JSON.")]
+TraceOpt = Annotated[Path | None, typer.Option("--trace", help="Folder for fills.jsonl and orders.jsonl.")]
 
 
 def artifacts_dir() -> Path:

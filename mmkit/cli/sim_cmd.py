@@ -9,10 +9,10 @@ from typing import Annotated
 import typer
 
 from mmkit import artifacts
-from mmkit.cli.options import ConfigOpt, resolve_out, status_line
+from mmkit.cli.options import ConfigOpt, FromOpt, OutMdOpt, SymbolOpt, TraceOpt, VenueOpt, resolve_out, status_line
 from mmkit.config import load_config
 from mmkit.errors import EXIT_GATE_FAILED
-from mmkit.research.backtest import BacktestRequest, read_report, render_markdown, run_backtest, write_traces
+from mmkit.research.backtest import BacktestRequest, read_report, render_markdown, run_backtest, write_outcome
 
 app = typer.Typer(help="Live-Sim mode: simulated execution, no money, deterministic fills.\n\n"
                   "Example: mmkit sim run --events fixtures/real/binance/usdm/btcusdt_20240718.gz "
@@ -24,12 +24,12 @@ def run(
     events: Annotated[list[str], typer.Option("--events", help="Market data file(s) in any supported format, or '-' (repeatable).")],
     config: ConfigOpt,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every random draw.")] = 0,
-    fmt: Annotated[str | None, typer.Option("--from", help="Input format when detection is ambiguous.")] = None,
-    symbol: Annotated[str | None, typer.Option("--symbol", help="Keep one symbol (or name it when the source has none).")] = None,
-    venue: Annotated[str | None, typer.Option("--venue", help="Instrument registry venue, e.g. binance-usdm.")] = None,
+    fmt: FromOpt = None,
+    symbol: SymbolOpt = None,
+    venue: VenueOpt = None,
     out: Annotated[str | None, typer.Option("--out", help="Report JSON ('-' = stdout). Default: <artifacts>/SIM_REPORT.json")] = None,
-    out_md: Annotated[str | None, typer.Option("--out-md", help="Markdown report. Default: next to the JSON.")] = None,
-    trace: Annotated[Path | None, typer.Option("--trace", help="Folder for fills.jsonl and orders.jsonl.")] = None,
+    out_md: OutMdOpt = None,
+    trace: TraceOpt = None,
 ) -> None:
     """Simulate trading on recorded events; writes SIM_REPORT.json and .md, prints SIM=PASS|FAIL; a failed gate exits 2.
 
@@ -41,10 +41,7 @@ def run(
     outcome = run_backtest(req)
     target = resolve_out(out, "SIM_REPORT.json")
     md = out_md or (str(Path(target).with_suffix(".md")) if target != "-" else resolve_out(None, "SIM_REPORT.md"))
-    if trace is not None:
-        write_traces(outcome.result, trace)
-    artifacts.write_text(md, render_markdown(outcome.report))
-    artifacts.write_json(target, outcome.report)
+    write_outcome(outcome, target, md, trace)
     status_line("SIM", outcome.report["verdict"], stdout_has_json=target == "-")
     if not outcome.passed:
         raise typer.Exit(EXIT_GATE_FAILED)

@@ -492,6 +492,15 @@ def read_report(path: str) -> dict[str, Any]:
     return obj
 
 
+def write_outcome(outcome: BacktestOutcome, json_out: str, md_out: str, trace: str | Path | None) -> None:
+    """Write a run's artifacts: traces, then the Markdown, then the JSON report last, so an
+    interrupted write never leaves a JSON report without its companions."""
+    if trace is not None:
+        write_traces(outcome.result, trace)
+    artifacts.write_text(md_out, render_markdown(outcome.report))
+    artifacts.write_json(json_out, outcome.report)
+
+
 def render_markdown(report: dict[str, Any]) -> str:
     """BACKTEST_REPORT.md from the JSON: fixed-width ASCII tables, numbers as %.6f."""
     title = "Backtest report" if report["schema"].startswith("mmkit.backtest") else "Sim report"
