@@ -359,11 +359,15 @@ def build_report(req: BacktestRequest, cfg: Config, result: EngineResult, kinds:
     for sym, rt in sorted(result.runtimes.items()):
         pos = result.ledger.position(sym)
         per_symbol[sym] = {
-            "position_lots": result.ledger.qty_lots(sym),
-            "position": rt.instrument.lots_to_qty(result.ledger.qty_lots(sym)),
+            "position_lots": pos.qty_lots,
+            "position": rt.instrument.lots_to_qty(pos.qty_lots),
             "decisions": rt.decisions,
-            "fills": pos.fills if hasattr(pos, "fills") else 0,
-            "orders_created": rt.orders.counters.created if hasattr(rt.orders.counters, "created") else 0,
+            "fills": pos.fills,
+            "maker_fills": pos.maker_fills,
+            "taker_fills": pos.taker_fills,
+            "orders_created": rt.orders.counters.created,
+            "realized_pnl_usd": _num(pos.realized_pnl_usd),
+            "unrealized_pnl_usd": _num(pos.unrealized_pnl_usd),
         }
     body = {
         "verdict": "PASS" if passed else "FAIL",
