@@ -103,7 +103,7 @@ def parse_payload(raw: str | bytes) -> dict[str, Any]:
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError as exc:
-        raise MmkitError("E_AUDIT_BAD_PAYLOAD", f"payload has a non-ASCII byte at offset {exc.start}; escape it as \\uXXXX") from exc
+        raise MmkitError("E_AUDIT_BAD_PAYLOAD", f"payload has a non-ASCII byte at offset {exc.start}; escape it as a JSON \\u escape") from exc
     try:
         obj = artifacts.parse_json(text, "payload")
     except MmkitError as exc:

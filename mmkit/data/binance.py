@@ -51,6 +51,7 @@ from mmkit.data.readers import (
     BaseReader,
     BookTracker,
     LineError,
+    split_recv_prefix,
     Units,
     grid_code,
 )
@@ -169,17 +170,8 @@ class BinanceReader(BaseReader):
             try:
                 c = line[:1]
                 if "0" <= c <= "9":
-                    sp = line.find(" ")
-                    if sp < 0:
-                        raise LineError(E_BAD_LINE, "expected '<recv_ns> <json>'")
-                    try:
-                        recv = int(line[:sp])
-                    except ValueError:
-                        raise LineError(E_BAD_LINE, f"bad receive timestamp {line[:min(sp, 24)]!r}") from None
-                    if recv < self._last_recv:
-                        raise LineError(E_OUT_OF_ORDER, f"receive time goes backwards: {recv} after {self._last_recv}")
+                    recv, body = split_recv_prefix(line, self._last_recv, "'<recv_ns> <json>'")
                     self._last_recv = recv
-                    body = line[sp + 1:]
                 elif not line or line.isspace():
                     continue
                 else:

@@ -52,10 +52,10 @@ from mmkit.data.readers import (
     E_BAD_VALUE,
     E_CROSSED_BOOK,
     E_OFF_GRID,
-    E_OUT_OF_ORDER,
     BaseReader,
     BookTracker,
     LineError,
+    split_recv_prefix,
     Units,
     decimal_to_ns,
     grid_code,
@@ -155,17 +155,8 @@ class BybitReader(BaseReader):
             try:
                 c = line[0]
                 if "0" <= c <= "9":
-                    sp = line.find(" ")
-                    if sp < 0:
-                        raise LineError(E_BAD_LINE, "expected a JSON frame or '<recv_ns> <json>'")
-                    try:
-                        recv = int(line[:sp])
-                    except ValueError:
-                        raise LineError(E_BAD_LINE, f"bad receive timestamp {line[:min(sp, 24)]!r}") from None
-                    if recv < self._last_recv:
-                        raise LineError(E_OUT_OF_ORDER, f"receive time goes backwards: {recv} after {self._last_recv}")
+                    recv, body = split_recv_prefix(line, self._last_recv, "a JSON frame or '<recv_ns> <json>'")
                     self._last_recv = recv
-                    body = line[sp + 1:]
                     clock = clock or "local"
                 else:
                     recv = 0

@@ -435,6 +435,25 @@ class LineError(Exception):
         self.detail = detail
 
 
+def split_recv_prefix(line: str, last_recv: int, shape: str) -> tuple[int, str]:
+    """Split a recorder line ``<recv_ns> <json>`` into the receive time and the JSON body.
+
+    Shared by the readers of collector recordings (Binance, Bybit).  ``last_recv`` is the
+    previous line's receive time (it must not go backwards within a file); ``shape`` names
+    the expected line shape in the error message.
+    """
+    sp = line.find(" ")
+    if sp < 0:
+        raise LineError(E_BAD_LINE, f"expected {shape}")
+    try:
+        recv = int(line[:sp])
+    except ValueError:
+        raise LineError(E_BAD_LINE, f"bad receive timestamp {line[:min(sp, 24)]!r}") from None
+    if recv < last_recv:
+        raise LineError(E_OUT_OF_ORDER, f"receive time goes backwards: {recv} after {last_recv}")
+    return recv, line[sp + 1:]
+
+
 def grid_code(exc: GridError) -> str:
     if isinstance(exc, NegativeValue):
         return E_NEGATIVE_SIZE if exc.size else E_BAD_VALUE
