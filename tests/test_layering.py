@@ -16,12 +16,12 @@ CORE_FORBIDDEN_STDLIB = {"os", "io", "socket", "subprocess", "time", "datetime",
 # Which top-level mmkit packages each layer may import (besides itself).
 ALLOWED = {
     "core": set(),
-    "data": {"core", "errors", "artifacts", "log", "clock"},
+    "data": {"core", "errors", "artifacts", "log", "progress", "clock"},
     "venues": {"core", "data", "errors", "artifacts", "log", "clock"},
-    "research": {"core", "data", "venues", "errors", "artifacts", "log", "clock", "config", "config_schema", "audit", "metrics"},
-    "ops": {"core", "data", "venues", "errors", "artifacts", "log", "clock", "config", "config_schema", "audit", "metrics", "research", "analytics"},
+    "research": {"core", "data", "venues", "errors", "artifacts", "log", "progress", "clock", "config", "config_schema", "audit", "metrics"},
+    "ops": {"core", "data", "venues", "errors", "artifacts", "log", "progress", "clock", "config", "config_schema", "audit", "metrics", "research", "analytics"},
     "analytics": {"core", "data", "errors", "artifacts", "log", "clock", "config", "config_schema"},
-    "live": {"core", "data", "venues", "errors", "artifacts", "log", "clock", "config", "config_schema", "audit", "metrics", "ops"},
+    "live": {"core", "data", "venues", "errors", "artifacts", "log", "progress", "clock", "config", "config_schema", "audit", "metrics", "ops", "research"},
 }
 
 

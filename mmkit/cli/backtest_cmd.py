@@ -10,6 +10,7 @@ import typer
 from mmkit.cli.options import ConfigOpt, FromOpt, OutMdOpt, SymbolOpt, TraceOpt, VenueOpt, resolve_out, status_line
 from mmkit.config import load_config
 from mmkit.errors import EXIT_GATE_FAILED
+from mmkit.progress import Progress
 from mmkit.research.backtest import BacktestRequest, run_backtest, write_outcome
 
 app = typer.Typer(help="Queue- and latency-aware backtests on recorded market data.\n\n"
@@ -42,7 +43,8 @@ def run(
     req = BacktestRequest(tuple(ticks), load_config(config), fmt=fmt, symbol=symbol, venue=venue, mode=mode,
                           queue_model=queue_model, calibration=calibration, seed=seed, on_error=on_error,
                           decision_interval_ms=decision_interval_ms, trace=trace is not None)
-    outcome = run_backtest(req)
+    with Progress(None, "backtest", unit="events") as bar:
+        outcome = run_backtest(req, bar)
     target = resolve_out(out, "BACKTEST_REPORT.json")
     md = out_md or (str(Path(target).with_suffix(".md")) if target != "-" else resolve_out(None, "BACKTEST_REPORT.md"))
     write_outcome(outcome, target, md, trace)

@@ -12,6 +12,7 @@ from mmkit import artifacts
 from mmkit.cli.options import ConfigOpt, FromOpt, OutMdOpt, SymbolOpt, TraceOpt, VenueOpt, resolve_out, status_line
 from mmkit.config import load_config
 from mmkit.errors import EXIT_GATE_FAILED
+from mmkit.progress import Progress
 from mmkit.research.backtest import BacktestRequest, read_report, render_markdown, run_backtest, write_outcome
 
 app = typer.Typer(help="Live-Sim mode: simulated execution, no money, deterministic fills.\n\n"
@@ -38,7 +39,8 @@ def run(
     """
     req = BacktestRequest(tuple(events), load_config(config), fmt=fmt, symbol=symbol, venue=venue, seed=seed,
                           trace=trace is not None, kind="sim_report")
-    outcome = run_backtest(req)
+    with Progress(None, "sim", unit="events") as bar:
+        outcome = run_backtest(req, bar)
     target = resolve_out(out, "SIM_REPORT.json")
     md = out_md or (str(Path(target).with_suffix(".md")) if target != "-" else resolve_out(None, "SIM_REPORT.md"))
     write_outcome(outcome, target, md, trace)

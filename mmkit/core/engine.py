@@ -180,10 +180,21 @@ class Engine:
         self._trace: list[dict[str, Any]] = []
         self._now = 0
         self._start = 0
+        self._last_ts = 0
+        self._started = False
+        self.paused = False
+        self.pause_reason = ""
 
     # ------------------------------------------------------------------ the loop
     def run(self, events: Iterable[object]) -> EngineResult:
-        """Consume ``events`` (exchange-time order per channel, as the readers emit them).
+        """Consume every event, then close: the backtest's whole life in one call."""
+        self.feed(events)
+        return self.close()
+
+    def feed(self, events: Iterable[object]) -> int:
+        """Consume ``events`` (exchange-time order per channel, as the readers emit them);
+        may be called many times (the live service feeds one batch per wall-clock tick).
+        Returns how many events were consumed.
 
         Per event: hand over everything due at or before its ``ts`` (``_advance``), show
         the event to the venue, then queue it for local delivery at ``recv_ts - shift``.
@@ -207,11 +218,13 @@ class Engine:
         pop_local = local.popleft
         push_local = local.append
         n = 0
-        last_ts = 0
+        last_ts = self._last_ts
+        started = self._started
         try:
             for ev in events:
                 ts = ev.ts  # type: ignore[attr-defined]
-                if not n:
+                if not started:
+                    started = self._started = True
                     self._start = self._now = ev.recv_ts - shift  # type: ignore[attr-defined]
                 n += 1
                 while local:
@@ -237,11 +250,71 @@ class Engine:
                     last_ts = ts
         finally:
             self.counters.events += n
-        # the stream ended: deliver what is in flight, then close the books
+            self._last_ts = last_ts
+        return n
+
+    def close(self) -> EngineResult:
+        """The stream ended: deliver everything in flight, then close the books."""
         self._advance(None)
-        end = max(self._now, last_ts)
+        end = max(self._now, self._last_ts)
         self.ledger.sample(end)
         return self._result(end)
+
+    # ------------------------------------------------------------------ operator controls
+    @property
+    def now_ns(self) -> int:
+        """The local clock: the time of the last thing the strategy side saw."""
+        return self._now
+
+    def pause(self, reason: str = "paused") -> int:
+        """Stop deciding (no new quotes) and cancel every open order now; returns how many
+        cancels were sent.  The kill switch and a shutdown start here."""
+        self.paused = True
+        self.pause_reason = reason
+        return self.cancel_all(reason)
+
+    def resume(self) -> None:
+        """Decide again from the next book change."""
+        self.paused = False
+        self.pause_reason = ""
+
+    def cancel_all(self, reason: str = "cancel_all") -> int:
+        """Send a cancel for every live order of every symbol at the current local time."""
+        sent = 0
+        for rt in self.rt.values():
+            actions = rt.orders.cancel_all(self._now, reason)
+            if actions:
+                sent += len(actions)
+                self._send(rt, actions, self._now)
+        return sent
+
+    def send(self, symbol: str, actions: Sequence[Action]) -> None:
+        """Send operator actions (a flatten order) for ``symbol`` at the current local
+        time, through the same path as the strategy's."""
+        self._send(self.rt[symbol], actions, self._now)
+
+    def settle(self) -> None:
+        """Deliver every exchange arrival and report in flight (cancels reach the venue,
+        acks come back), leaving queued market events alone: a bounded wait for the acks."""
+        venue = self.venue
+        reports = self._reports
+        while True:
+            t_arr = venue.next_arrival_ns()
+            t_rep = reports[0][0] if reports else None
+            if t_arr is None and t_rep is None:
+                return
+            if t_rep is None or (t_arr is not None and t_arr <= t_rep):
+                venue.process_arrivals(t_arr)  # type: ignore[arg-type]
+                self._collect()
+            else:
+                when, _, report = heapq.heappop(reports)
+                if when > self._now:
+                    self._now = when
+                self._on_report(report, self._now)
+
+    def open_orders(self) -> int:
+        """Orders sent and not yet terminal (what a shutdown must bring to 0)."""
+        return len(self._live)
 
     def _advance(self, until: int | None) -> None:
         """Handle every local delivery and exchange arrival due at or before ``until``
@@ -321,7 +394,7 @@ class Engine:
             rt.last_mid2 = bid + ask
             self.ledger.mark_mid2(rt.symbol, bid + ask, now)
         self.ledger.sample(now)
-        if now >= rt.next_decision_ns:
+        if now >= rt.next_decision_ns and not self.paused:
             self._decide(rt, now)
             rt.next_decision_ns = (now // self.interval_ns + 1) * self.interval_ns if self.interval_ns else now
 

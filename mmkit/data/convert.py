@@ -17,26 +17,25 @@ one-line summary the CLI prints on stderr.
 
 Also here, shared with ``data.inspect``: ``input_records`` (path + sha256 of each input for
 an artifact's meta), ``parse_time`` (ISO 8601 UTC or integer ns -> ns), ``iso_utc`` and
-the TTY-only ``Progress`` line.
+the TTY-only progress line (``mmkit.progress``).
 """
 
 from __future__ import annotations
 
-import os
 import re
-import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from mmkit import artifacts, log
+from mmkit import artifacts
 from mmkit.core.book import L2Book
 from mmkit.core.events import EVENT_KINDS, BookDelta, BookSnapshot, Event, SeqGap, make_book_snapshot
 from mmkit.core.instruments import Instrument
 from mmkit.data.io import STDIN, split_member
 from mmkit.data.readers import ReadReport, open_events
 from mmkit.errors import EXIT_USAGE, MmkitError
+from mmkit.progress import Progress
 
 OUT_FORMATS = ("jsonl", "cache")
 CACHE_SUFFIXES = (".mmkc", ".mmc", ".cache")
@@ -104,29 +103,6 @@ def iso_utc(ns: int | None) -> str | None:
     return text + (("." + f"{frac:09d}".rstrip("0")) if frac else "") + "Z"
 
 
-class Progress:
-    """``label: N events`` rewritten in place on stderr every ``PROGRESS_EVERY`` events; TTY only."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.shown = False
-
-    @staticmethod
-    def wanted(enabled: bool) -> bool:
-        """On a TTY, not under ``-q``, and only if the caller asked for it."""
-        return enabled and sys.stderr.isatty() and log.SETTINGS.level <= log.LEVELS["info"]
-
-    def __call__(self, n: int) -> None:
-        sys.stderr.write(f"\r{self.label}: {n:,} events")
-        sys.stderr.flush()
-        self.shown = True
-
-    def close(self) -> None:
-        if self.shown:
-            sys.stderr.write("\r" + " " * (len(self.label) + 30) + "\r")
-            sys.stderr.flush()
-
-
 # ----------------------------------------------------------------------------- writing
 @dataclass
 class Tally:
@@ -155,7 +131,7 @@ def write_events(out: str, events: Iterable[Event], instruments: Mapping[str, In
 
     check_out(out)
     tally = Tally()
-    bar = Progress(label) if Progress.wanted(progress) else None
+    bar = Progress(None, label, unit="events") if progress else None
     try:
         if to_fmt == "cache":
             with CacheWriter(out, instruments, source=source) as cw:
@@ -165,6 +141,8 @@ def write_events(out: str, events: Iterable[Event], instruments: Mapping[str, In
                 _pump(events, jw.write, tally, bar)
         else:
             raise MmkitError("E_USAGE", f"output format must be one of {', '.join(OUT_FORMATS)}, got {to_fmt!r}", EXIT_USAGE)
+        if bar is not None:
+            bar.update(tally.total)
     finally:
         if bar is not None:
             bar.close()

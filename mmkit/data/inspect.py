@@ -29,7 +29,8 @@ from typing import Any
 from mmkit.core.book import ASK, BID, L2Book
 from mmkit.core.events import BookDelta, BookSnapshot, Event, Quote, SeqGap
 from mmkit.core.instruments import Instrument, format_units, step_scale
-from mmkit.data.convert import PROGRESS_EVERY, Progress, iso_utc
+from mmkit.data.convert import PROGRESS_EVERY, iso_utc
+from mmkit.progress import Progress
 from mmkit.data.readers import ReadReport, open_events
 
 MS = 1_000_000
@@ -359,7 +360,7 @@ def inspect_files(paths: str | Iterable[str], *, fmt: str | None = None, symbol:
     names = [paths] if isinstance(paths, str) else [str(p) for p in paths]
     stream = open_events(names, fmt=fmt, symbol=symbol, on_error=on_error, venue=venue)
     insp = Inspector(stream.instruments, depth_bps)
-    bar = Progress("data inspect") if Progress.wanted(progress) else None
+    bar = Progress(None, "data inspect", unit="events") if progress else None
     try:
         insp.consume(stream, bar)
     finally:

@@ -290,8 +290,12 @@ def _static_weights(cfg: Config, symbols: Sequence[str]) -> dict[str, float]:
 
 
 # ----------------------------------------------------------------------------- run
-def run_backtest(req: BacktestRequest, progress: Callable[[int], None] | None = None) -> BacktestOutcome:
-    """Validate everything that can be checked up front, then replay and report."""
+def run_backtest(req: BacktestRequest, progress: Any = None) -> BacktestOutcome:
+    """Validate everything that can be checked up front, then replay and report.
+
+    ``progress`` (a ``mmkit.progress.Progress`` or anything with ``set_total(n)`` and
+    ``advance(n)``) learns the event count after the pre-pass, then advances as events
+    are consumed."""
     if req.mode not in MODES:
         raise MmkitError("E_USAGE", f"--mode must be one of {', '.join(MODES)}, got {req.mode!r}", EXIT_USAGE)
     cfg = req.loaded.config
@@ -312,7 +316,8 @@ def run_backtest(req: BacktestRequest, progress: Callable[[int], None] | None = 
     engine = build_engine(cfg, instruments, venue, shift, interval, 0, req.trace)
     events: Iterable[Any] = replay.events()
     if progress is not None:
-        events = _with_progress(events, progress)
+        progress.set_total(n_events)
+        events = _with_progress(events, progress.advance)
     result = engine.run(events)
     report, passed = build_report(req, cfg, result, kinds, n_events, min_latency, cal, replay.report)
     return BacktestOutcome(report, result, passed)

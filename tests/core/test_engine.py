@@ -210,3 +210,36 @@ def test_same_events_and_seed_give_identical_results() -> None:
         runs.append(_fingerprint(eng.run(iter(evs))))
     assert runs[0] == runs[1]
     assert runs[0][0]["fills"] > 0 and runs[0][0]["decisions"] > 50
+
+
+# ----------------------------------------------------------------------------- incremental use (the live service)
+def test_feeding_in_batches_equals_one_run() -> None:
+    evs = _walk(3000, 11)
+    eng, _ = make_engine(interval_ms=50, latency=NormalLatency(10.0, 3.0), seed=5)
+    whole = _fingerprint(eng.run(iter(evs)))
+    eng2, _ = make_engine(interval_ms=50, latency=NormalLatency(10.0, 3.0), seed=5)
+    fed = 0
+    for i in range(0, len(evs), 7):
+        fed += eng2.feed(evs[i:i + 7])
+    assert fed == len(evs)
+    assert _fingerprint(eng2.close()) == whole
+
+
+def test_pause_cancels_everything_and_stops_quoting_until_resume() -> None:
+    evs = _walk(2000, 13)
+    eng, rec = make_engine(interval_ms=50)
+    eng.feed(evs[:300])
+    eng.settle()
+    assert eng.open_orders() > 0
+    sent = eng.pause("kill_switch")
+    assert sent > 0 and eng.paused and eng.pause_reason == "kill_switch"
+    eng.settle()
+    assert eng.open_orders() == 0
+    calls = len(rec.calls)
+    eng.feed(evs[300:400])
+    assert len(rec.calls) == calls and eng.open_orders() == 0
+    eng.resume()
+    eng.feed(evs[400:])
+    assert len(rec.calls) > calls
+    res = eng.close()
+    assert any(r["event"] == "cancel" and r["reason"] == "kill_switch" for r in res.order_trace)

@@ -12,7 +12,6 @@ from mmkit.core.book import L2Book
 from mmkit.data.cache import load_cache
 from mmkit.data.convert import (
     LATE_NS,
-    Progress,
     convert,
     input_records,
     iso_utc,
@@ -181,11 +180,13 @@ def test_output_format_and_input_records(tmp_path: Path):
     assert recs[1]["sha256"] == input_records([zipped])[0]["sha256"] == "5e53f958e58340da19e8fd00be203fed6032eb92155f0430f0deca3076aad314"
 
 
-def test_progress_only_on_a_tty(capsys):
-    assert Progress.wanted(True) is False  # pytest's stderr is not a terminal
-    assert Progress.wanted(False) is False
-    bar = Progress("data convert")
-    bar(65536)
-    bar.close()
+def test_progress_only_on_a_tty(capsys, monkeypatch, tmp_path):
+    """convert draws the shared progress line only when stderr is a terminal."""
+    monkeypatch.delenv("MM_PROGRESS", raising=False)
+    src = next(iter(sorted((FIXTURES / "real" / "binance" / "usdm").glob("*.gz"))))
+    convert([str(src)], str(tmp_path / "a.jsonl"), progress=True)
+    assert capsys.readouterr().err == ""  # pytest's stderr is not a terminal
+    monkeypatch.setenv("MM_PROGRESS", "1")
+    convert([str(src)], str(tmp_path / "b.jsonl"), progress=True)
     err = capsys.readouterr().err
-    assert "data convert: 65,536 events" in err and err.endswith("\r")
+    assert err.startswith("\rdata convert ") and " events " in err and err.endswith("\n")

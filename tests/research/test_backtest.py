@@ -86,22 +86,34 @@ def test_report_shape_and_markdown(no_cross: Any, tmp_path: Path) -> None:
     assert f"| net_bps " in md and f"{rep['stats']['net_bps']:.6f}" in md
 
 
+class Sink:
+    """Records what ``run_backtest`` reports to its progress sink."""
+
+    def __init__(self, interrupt: bool = False) -> None:
+        self.total: int | None = None
+        self.steps: list[int] = []
+        self.interrupt = interrupt
+
+    def set_total(self, n: int) -> None:
+        self.total = n
+
+    def advance(self, n: int) -> None:
+        self.steps.append(n)
+        if self.interrupt:
+            raise KeyboardInterrupt
+
+
 def test_progress_interrupt_propagates(tmp_path: Path) -> None:
-    seen: list[int] = []
-
-    def progress(n: int) -> None:
-        seen.append(n)
-        raise KeyboardInterrupt
-
+    sink = Sink(interrupt=True)
     with pytest.raises(KeyboardInterrupt):
-        run_backtest(request(str(BASELINE)), progress=progress)
-    assert seen
+        run_backtest(request(str(BASELINE)), progress=sink)
+    assert sink.steps
 
 
-def test_progress_counts_every_event() -> None:
-    seen: list[int] = []
-    out = run_backtest(request(str(BASELINE)), progress=seen.append)
-    assert sum(seen) == out.report["data"]["events"]
+def test_progress_learns_the_total_then_counts_every_event() -> None:
+    sink = Sink()
+    out = run_backtest(request(str(BASELINE)), progress=sink)
+    assert sink.total == sum(sink.steps) == out.report["data"]["events"]
 
 
 @pytest.mark.parametrize(("kw", "code"), [
