@@ -24,10 +24,12 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
+from decimal import Decimal
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from mmkit.core.allocator import Allocation, Allocator, AllocatorInputs, SymbolInputs
 from mmkit.core.book import L2Book
 from mmkit.core.events import BookDelta, BookSnapshot, Quote, SeqGap, Trade
 from mmkit.core.gates import GateChain
@@ -115,6 +117,7 @@ class EngineCounters:
     rejects: int = 0
     stale_cancels: int = 0
     skipped_decisions: int = 0
+    rebalances: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
@@ -156,6 +159,7 @@ class Engine:
         taker_fee_bps: float = 0.0,
         trace_orders: bool = False,
         on_fill: Sequence[Callable[[Fill], None]] = (),
+        allocator: Allocator | None = None,
     ) -> None:
         self.rt = dict(runtimes)
         self.venue = venue
@@ -167,6 +171,8 @@ class Engine:
         self.taker_fee_bps = taker_fee_bps
         self.trace_orders = trace_orders
         self.on_fill_hooks = list(on_fill)
+        self.allocator = allocator
+        self.allocations: list[Allocation] = []
         self.counters = EngineCounters()
         self.interval_ns = max(0, int(params.decision_interval_ms)) * NS_PER_MS
         self.shift = int(params.clock_shift_ns)
@@ -404,6 +410,8 @@ class Engine:
         if book.stale or bid is None or ask is None or bid >= ask:
             self.counters.skipped_decisions += 1
             return
+        if self.allocator is not None and self.allocator.due(now):
+            self.rebalance(now)
         self.counters.decisions += 1
         rt.decisions += 1
         if self.positions is not None:
@@ -416,6 +424,34 @@ class Engine:
         actions = rt.orders.reconcile(desired, now, (bid + ask) // 2, rt.budget)
         if actions:
             self._send(rt, actions, now)
+
+    def rebalance(self, now: int) -> Allocation:
+        """Re-split the budget across symbols with the allocator (every
+        ``portfolio.rebalance_minutes`` of local time, checked on decision ticks) from what
+        the local side observes: each symbol's volatility, touch spread and position, and
+        the account equity.  Each runtime's per-side target is half its symbol's
+        ``target_usd``; its level cap is the allocator's, within the configured maximum."""
+        assert self.allocator is not None
+        inputs: dict[str, SymbolInputs] = {}
+        for sym, rt in self.rt.items():
+            vol = rt.signals.vol
+            bid, ask = rt.book.best_bid, rt.book.best_ask
+            spread_bps = pos_usd = None
+            if bid is not None and ask is not None and bid < ask:
+                spread_bps = (ask - bid) * 2e4 / (ask + bid)
+                pos_usd = float(rt.instrument.notional_usd((bid + ask) // 2, self.ledger.qty_lots(sym)))
+            inputs[sym] = SymbolInputs(vol=vol.vol_per_sqrt_s if vol.samples > 0 else None, spread_bps=spread_bps,
+                                       position_usd=pos_usd or 0.0)
+        equity = self.allocator.portfolio.budget_usd + float(self.ledger.net_pnl_exact())
+        alloc = self.allocator.rebalance(AllocatorInputs(symbols=inputs, equity_usd=equity), now)
+        for sa in alloc.symbols:
+            rt = self.rt[sa.symbol]
+            per_side = sa.target_usd / 2.0
+            rt.target_usd_per_side = per_side
+            rt.budget = Budget(Decimal(repr(per_side)), min(sa.max_levels, rt.max_levels))
+        self.counters.rebalances += 1
+        self.allocations.append(alloc)
+        return alloc
 
     def _send(self, rt: SymbolRuntime, actions: Sequence[Action], now: int) -> None:
         venue = self.venue

@@ -17,12 +17,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from mmkit import artifacts
 from mmkit.clock import iso_from_ns
 from mmkit.config import LoadedConfig
 from mmkit.config_schema import Config
+from mmkit.core.allocator import Allocator
 from mmkit.core.book import L2Book
 from mmkit.core.circuit import CircuitBreaker
 from mmkit.core.engine import Engine, EngineParams, EngineResult, SymbolRuntime, feed_clock_shift
@@ -274,8 +275,13 @@ def build_engine(cfg: Config, instruments: dict[str, Instrument], venue: FillSim
     ledger = Ledger({s: instruments[s] for s in symbols}, cfg.backtest.equity_interval_ms)
     eparams = EngineParams(decision_interval_ms=decision_interval_ms, clock_shift_ns=shift_ns,
                            equity_interval_ms=cfg.backtest.equity_interval_ms)
+    try:
+        allocator = Allocator(cfg.portfolio, cfg.allocator.smoothing, cfg.guards.pos_skew, cfg.portfolio.budget)
+    except ValueError as exc:
+        raise MmkitError("E_CFG_RANGE", f"portfolio: {exc}") from exc
     return Engine(runtimes, venue, ledger, eparams, gates=gates, positions=positions,
-                  maker_fee_bps=cfg.trading.maker_fee_bps, taker_fee_bps=cfg.trading.taker_fee_bps, trace_orders=trace)
+                  maker_fee_bps=cfg.trading.maker_fee_bps, taker_fee_bps=cfg.trading.taker_fee_bps, trace_orders=trace,
+                  allocator=allocator)
 
 
 def _static_weights(cfg: Config, symbols: Sequence[str]) -> dict[str, float]:
@@ -320,6 +326,71 @@ def run_backtest(req: BacktestRequest, progress: Any = None) -> BacktestOutcome:
         events = _with_progress(events, progress.advance)
     result = engine.run(events)
     report, passed = build_report(req, cfg, result, kinds, n_events, min_latency, cal, replay.report)
+    return BacktestOutcome(report, result, passed)
+
+
+@dataclass(frozen=True, slots=True)
+class _ReadSpec:
+    """What ``_Replay`` needs to read inputs, without a config (``read_all_events``)."""
+
+    ticks: tuple[str, ...]
+    fmt: str | None = None
+    symbol: str | None = None
+    venue: str | None = None
+    on_error: str = "fail"
+
+
+def read_all_events(ticks: Sequence[str], fmt: str | None = None, symbol: str | None = None,
+                    venue: str | None = None, on_error: str = "fail") -> tuple[list[Any], dict[str, Instrument], Any]:
+    """Every event of the inputs in memory, plus the instruments and the read report.
+
+    Read exactly as ``run_backtest`` reads them (the cache fast path included), so a
+    backtest of the list (``run_backtest_on_events``) equals ``run_backtest`` of the files.
+    For callers that replay the same data many times (sweeps, walk-forward trials)."""
+    replay = _Replay(cast(BacktestRequest, _ReadSpec(tuple(ticks), fmt, symbol, venue, on_error)))
+    if replay._cache is not None:
+        replay.scan()  # fills the report and instruments from the cache columns
+    events = list(replay.events())
+    return events, dict(replay.instruments), replay.report
+
+
+def scan_events(events: Sequence[Any]) -> tuple[int, int, Counter[str]]:
+    """The pre-pass of ``run_backtest`` over an in-memory list: the smallest feed latency,
+    the event count and the kinds."""
+    kinds: Counter[str] = Counter(ev.kind for ev in events)
+    lo = min((ev.recv_ts - ev.ts for ev in events), default=0)
+    return lo, len(events), kinds
+
+
+def run_backtest_on_events(req: BacktestRequest, events: Sequence[Any], instruments: dict[str, Instrument],
+                           read_report: Any = None, progress: Any = None) -> BacktestOutcome:
+    """``run_backtest`` over events already in memory (a window of a loaded recording).
+
+    ``req.ticks`` only names the inputs in the report's meta; the events replayed are
+    ``events`` (in their order) and the instruments ``instruments``.  Same checks, same
+    wiring, same report as ``run_backtest``."""
+    if req.mode not in MODES:
+        raise MmkitError("E_USAGE", f"--mode must be one of {', '.join(MODES)}, got {req.mode!r}", EXIT_USAGE)
+    cfg = req.loaded.config
+    check_request(req)
+    cal = load_calibration(req.calibration)
+    min_latency, n_events, kinds = scan_events(events)
+    where = ", ".join(req.ticks) or "<events>"
+    if n_events == 0:
+        raise MmkitError("E_DATA_EMPTY", f"{where}: no market events in the window")
+    if not (kinds.get("book_snapshot") or kinds.get("book_delta")):
+        raise MmkitError("E_DATA_NO_BOOK", f"{where}: no order book events in the window, nothing to quote against")
+    bt = cfg.backtest
+    shift = feed_clock_shift([min_latency], bt.feed_clock, bt.feed_clock_offset_ns)
+    interval = bt.decision_interval_ms if req.decision_interval_ms is None else req.decision_interval_ms
+    venue = build_fillsim(cfg, instruments, random.Random(req.seed), req.mode, req.queue_model, cal)
+    engine = build_engine(cfg, instruments, venue, shift, interval, 0, req.trace)
+    stream: Iterable[Any] = events
+    if progress is not None:
+        progress.set_total(n_events)
+        stream = _with_progress(events, progress.advance)
+    result = engine.run(stream)
+    report, passed = build_report(req, cfg, result, kinds, n_events, min_latency, cal, read_report)
     return BacktestOutcome(report, result, passed)
 
 
@@ -550,4 +621,5 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 __all__ = ["BacktestRequest", "BacktestOutcome", "run_backtest", "render_markdown", "write_traces", "read_report",
-           "load_calibration", "build_engine", "build_fillsim", "MODES"]
+           "load_calibration", "build_engine", "build_fillsim", "MODES", "read_all_events", "scan_events",
+           "run_backtest_on_events"]

@@ -243,3 +243,37 @@ def test_pause_cancels_everything_and_stops_quoting_until_resume() -> None:
     assert len(rec.calls) > calls
     res = eng.close()
     assert any(r["event"] == "cancel" and r["reason"] == "kill_switch" for r in res.order_trace)
+
+
+# ----------------------------------------------------------------------------- allocator
+def test_allocator_rebalances_the_budget_across_symbols_on_its_period() -> None:
+    """Two symbols; the calmer one gets the larger inverse-vol share, targets follow the
+    allocator (half per side), and the next rebalance waits for ``rebalance_minutes``."""
+    raw = yaml.safe_load((ROOT / "bench/configs/baseline.yaml").read_text())
+    raw["trading"]["symbols"] = ["AAA", "BBB"]
+    raw["portfolio"] = {"budget_usd": 10000.0, "mode": "inverse_vol", "rebalance_minutes": 1.0, "max_weight": 0.9}
+    cfg = build_config(raw)
+    insts = {s: Instrument(s, Decimal("0.1"), Decimal("0.001")) for s in ("AAA", "BBB")}
+    sim = FillSimulator(insts, ConstantLatency(10.0, 10.0), RiskAverseQueue(), FlatFees(-0.5, 5.0), random.Random(1))
+    eng = build_engine(cfg, insts, sim, 0, 100, 0, False)
+    rng = random.Random(4)
+    evs: list[Any] = []
+    t = T0
+    mids = {"AAA": 10_000, "BBB": 10_000}
+    for i in range(3000):
+        t += 50 * MS
+        sym = "AAA" if i % 2 else "BBB"
+        mids[sym] += rng.choice((-1, 1)) * (1 if sym == "AAA" else 8)  # BBB moves 8x more
+        m = mids[sym]
+        evs.append(BookSnapshot(t, t + MS, sym, ((m - 1, 500), (m - 2, 500)), ((m + 1, 500), (m + 2, 500))))
+    eng.feed(evs)
+    res = eng.close()
+    assert res.counters.rebalances == len(eng.allocations) >= 2
+    times = [a.ts_ns for a in eng.allocations]
+    assert all(b - a >= 60 * 1_000_000_000 for a, b in zip(times, times[1:]))
+    last = eng.allocations[-1]
+    w = {s.symbol: s.weight for s in last.symbols}
+    assert abs(sum(w.values()) - 1.0) < 1e-9 and w["AAA"] > w["BBB"]
+    for s in last.symbols:
+        assert eng.rt[s.symbol].target_usd_per_side == s.target_usd / 2.0
+        assert eng.rt[s.symbol].budget.target_usd == Decimal(repr(s.target_usd / 2.0))
