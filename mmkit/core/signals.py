@@ -360,7 +360,9 @@ class MarkoutTracker:
     previous mid, then records itself; ``advance(now_ns)`` matures fills due at or before
     ``now_ns`` when no mid changed.  Fills before the first mid wait for it and mature
     against it.
-    Per horizon the queue is FIFO in due time, so the work is O(1) per fill.
+    Per horizon the queue is sorted by due time: O(1) per fill in time order; a fill whose
+    exchange time is earlier than one already queued (exchange clocks interleave across
+    channels) is inserted in place.
     """
 
     __slots__ = ("horizons_ms", "_horizons_ns", "_pending", "_count", "_sum", "_up", "_down", "_mid2")
@@ -385,9 +387,17 @@ class MarkoutTracker:
         if price_ticks <= 0:
             raise ValueError(f"fill price must be > 0 ticks, got {price_ticks}")
         for q, h in zip(self._pending, self._horizons_ns):
-            if q and q[-1][0] > ts_ns + h:
-                raise ValueError("fills must be fed in time order")
-            q.append((ts_ns + h, side, price_ticks))
+            item = (ts_ns + h, side, price_ticks)
+            if q and q[-1][0] > item[0]:
+                # exchange times interleave across channels (a trade may carry an earlier ts
+                # than a fill already queued), so a fill can arrive slightly out of order:
+                # keep the queue sorted by due time; the scan from the tail is short
+                i = len(q) - 1
+                while i > 0 and q[i - 1][0] > item[0]:
+                    i -= 1
+                q.insert(i, item)
+            else:
+                q.append(item)
 
     def on_mid(self, ts_ns: int, mid2_ticks: int) -> None:
         """Feed a mid (``bid + ask`` in ticks) observed at ``ts_ns``."""

@@ -293,8 +293,8 @@ def test_markout_waits_for_a_first_mid_and_checks_inputs():
     with pytest.raises(ValueError):
         m.on_fill(0, BUY, 0)
     m.on_fill(20 * S, BUY, 100)
-    with pytest.raises(ValueError):
-        m.on_fill(19 * S, BUY, 100)
+    m.on_fill(19 * S, BUY, 100)  # out of order is kept sorted (see the test below)
+    assert m.pending() == 2
     assert MarkoutStats(200, 0, 0, 0, 0).avg_bps == 0.0
     assert MarkoutStats(200, 0, 0, 0, 0).adverse_fill_ratio == 0.0
     assert [s.horizon_ms for s in m.all_stats()] == [200, 500]
@@ -413,3 +413,16 @@ def test_snapshot_builder_matches_the_dataclass():
     assert type(a) is SignalSnapshot and a == SignalSnapshot(*range(len(fields)))
     with pytest.raises(dataclasses.FrozenInstanceError):
         a.ts_ns = 5  # type: ignore[misc]
+
+
+def test_markout_accepts_a_fill_earlier_than_one_already_queued():
+    """Exchange clocks interleave across channels: a fill may carry an earlier ts than the
+    one before it.  It is kept in due-time order and matures against its own horizon."""
+    m = MarkoutTracker((200,))
+    m.on_mid(0, 2000)
+    m.on_fill(150 * MS, BUY, 1000)  # due 350 ms
+    m.on_fill(100 * MS, BUY, 1000)  # due 300 ms: earlier, arrives later
+    m.on_mid(320 * MS, 2002)  # in force from 320 ms: after the 300 ms fill matured at 2000
+    m.advance(400 * MS)
+    assert m.stats(200).count == 2
+    assert m.stats(200).sum_bps_e4 == markout_bps_e4(BUY, 1000, 2000) + markout_bps_e4(BUY, 1000, 2002)
