@@ -1,6 +1,6 @@
 # mmkit: two set-up commands on a fresh machine with Python >= 3.11 and make.
-#   make run   - create .venv if missing, install, run the main job (the demo)
-#   make test  - create .venv if missing, install with [dev], run the whole suite
+#   make run   - create .venv if missing, install, run the main job (the demo: mmkit run for 60 s)
+#   make test  - create .venv if missing, install with [dev,dask], run the whole suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	@touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(PIP) -e '.[dev]'
+	$(PIP) -e '.[dev,dask]'
 	@touch $@ $(VENV)/.installed
 
 venv: $(VENV)/.installed

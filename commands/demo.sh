@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The `make run` demo: preflight on the example config, then a few audit appends and a verify.
+# The `make run` demo: preflight on the example config, a few audit appends, then the live
+# engine (`mmkit run`) for 60 s on the bundled recording, and a verify of the audit chain.
 # Every step is a plain mmkit command, so this is also a template for cron jobs.
 set -euo pipefail
 export ARTIFACTS_DIR="${ARTIFACTS_DIR:-artifacts/demo}"
@@ -21,5 +22,14 @@ echo '{"note":"payload from stdin"}' | mmkit audit append --audit "$AUDIT" --kin
 
 echo "== mmkit audit verify"
 mmkit audit verify --audit "$AUDIT"
+
+# The live engine keeps its own artifacts (audit chain, alerts, snapshots, RUN_SUMMARY.json)
+# in a sub-folder; MM_RUN_SECONDS and MM_RUN_PORT (0 = any free port) change the defaults.
+RUN_DIR="$ARTIFACTS_DIR/run"
+RUN_SECONDS="${MM_RUN_SECONDS:-60}"
+echo "== mmkit run for ${RUN_SECONDS} s on the bundled recording (paper fills; Ctrl-C stops it cleanly)"
+mmkit --artifacts-dir "$RUN_DIR" run --config "$MM_CONFIG_PATH" --duration "$RUN_SECONDS" --port "${MM_RUN_PORT:-8080}"
+echo "== mmkit audit verify (the run's audit chain)"
+ARTIFACTS_DIR="$RUN_DIR" mmkit audit verify --audit "$RUN_DIR/audit.jsonl"
 echo "artifacts in $ARTIFACTS_DIR:"
 ls -1 "$ARTIFACTS_DIR"

@@ -29,7 +29,7 @@ def test_demo_runs_and_is_deterministic(tmp_path):
     assert shutil.which("mmkit", path=_env(tmp_path)["PATH"]), "mmkit console script not installed in the venv"
     outputs = []
     for run in ("a", "b"):
-        env = _env(tmp_path / run)
+        env = {**_env(tmp_path / run), "MM_RUN_SECONDS": "3", "MM_RUN_PORT": "0"}  # make run: 60 s on port 8080
         (tmp_path / run).mkdir()
         res = subprocess.run(["bash", str(ROOT / "commands" / "demo.sh")], cwd=tmp_path / run, env=env,
                              capture_output=True, text=True, timeout=120)
@@ -41,5 +41,7 @@ def test_demo_runs_and_is_deterministic(tmp_path):
         assert verify["entries_checked"] == 3
         lines = (art / "audit.jsonl").read_text().splitlines()
         assert [json.loads(x)["kind"] for x in lines] == ["DEPLOY", "GUARD", "NOTE"]
+        summary = validate_file(art / "run" / "RUN_SUMMARY.json")
+        assert summary["open_orders"] == 0 and "/metrics" in res.stdout + res.stderr
         outputs.append({p.name: p.read_bytes() for p in sorted(art.iterdir()) if p.is_file()})
     assert outputs[0] == outputs[1]

@@ -129,6 +129,10 @@ COMMANDS: list[tuple[str, str]] = [
     ("data_cmd", "data"),
     ("backtest_cmd", "backtest"),
     ("sim_cmd", "sim"),
+    ("run_cmd", "run"),
+    ("sweep_cmd", "sweep"),
+    ("tune_cmd", "tune"),
+    ("wf_cmd", "wf"),
 ]
 
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 __all__ = [
     "VOL_EPS",
@@ -834,6 +834,18 @@ class _SymCost:
     turn_floor: float
 
 
+def _num_map(obj: Any, name: str) -> dict[str, float]:
+    """A ``symbol -> finite number >= 0`` mapping from restored state, as floats."""
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"{name} must be an object of symbol -> number")
+    out = {}
+    for k, v in obj.items():
+        if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise ValueError(f"{name}.{str(k)[:40]}: must be a finite number >= 0")
+        out[k] = float(v)
+    return out
+
+
 def _pick(override: float | None, default: float) -> float:
     return float(default) if override is None else float(override)
 
@@ -951,6 +963,55 @@ class Allocator:
             return True
         period_ns = int(round(self.portfolio.rebalance_minutes * 60.0 * _NS_PER_SEC))
         return now_ns - self._last_ns >= period_ns
+
+    STATE_VERSION = 1
+
+    def state(self) -> dict[str, Any]:
+        """What smoothing carries between rebalances, as JSON-safe data (a restart snapshot):
+        previous weights and targets, last valid vols, the equity high-water mark, the
+        backoff ladder position, clean ticks since a breach and the last rebalance time.
+        Configuration is not part of it (it comes from the config)."""
+        return {
+            "version": self.STATE_VERSION,
+            "weights": dict(sorted(self._weights.items())),
+            "targets_usd": dict(sorted(self._targets.items())),
+            "last_vol": dict(sorted(self._last_vol.items())),
+            "hwm_equity_usd": self._hwm,
+            "backoff_level": self._level,
+            "clean_ticks": self._clean,
+            "last_rebalance_ns": self._last_ns,
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Load ``state()`` output, all or nothing: anything malformed raises ``ValueError``
+        and leaves the allocator as it was.  A backoff level past this config's ladder is
+        clamped to its last step.  The next ``due`` forces a rebalance, which continues
+        smoothing from the restored targets."""
+        if not isinstance(state, Mapping) or state.get("version") != self.STATE_VERSION:
+            raise ValueError(f"allocator state must be an object with version {self.STATE_VERSION}")
+        unknown = sorted(str(k) for k in state if k not in self.state())
+        if unknown:
+            raise ValueError(f"allocator state has unknown field(s) {', '.join(unknown)[:200]}")
+        weights = _num_map(state.get("weights", {}), "weights")
+        targets = _num_map(state.get("targets_usd", {}), "targets_usd")
+        vols = _num_map(state.get("last_vol", {}), "last_vol")
+        hwm = state.get("hwm_equity_usd", 0.0)
+        level = state.get("backoff_level", 0)
+        clean = state.get("clean_ticks", 0)
+        last = state.get("last_rebalance_ns")
+        if isinstance(hwm, bool) or not isinstance(hwm, (int, float)) or not math.isfinite(hwm) or hwm < 0:
+            raise ValueError("hwm_equity_usd must be a finite number >= 0")
+        for name, v in (("backoff_level", level), ("clean_ticks", clean)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"{name} must be an integer >= 0")
+        if last is not None and (isinstance(last, bool) or not isinstance(last, int)):
+            raise ValueError("last_rebalance_ns must be an integer or null")
+        self._weights, self._targets, self._last_vol = weights, targets, vols
+        self._hwm = float(hwm)
+        self._level = min(level, len(self._steps) - 1)
+        self._clean = clean
+        self._last_ns = last
+        self._force = True
 
     # -- the pipeline
     def _mode_weights(self, syms: list[str], inputs: AllocatorInputs) -> tuple[list[float], list[float]]:

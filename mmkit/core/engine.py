@@ -123,6 +123,23 @@ class EngineCounters:
         return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
 
 
+@dataclass(frozen=True, slots=True)
+class FlattenOrder:
+    """What ``Engine.flatten`` did for one symbol.  ``sent`` is True when a crossing order
+    went out (``client_id``, ``side``, ``price`` in ticks, ``qty`` in lots); otherwise
+    ``why`` says why not: ``"flat"`` (no position), ``"empty book side"``, or the reason of
+    the gate that refused it."""
+
+    symbol: str
+    before_lots: int
+    sent: bool
+    side: int = 0
+    price: int | None = None
+    qty: int = 0
+    client_id: str | None = None
+    why: str | None = None
+
+
 @dataclass(slots=True)
 class EngineResult:
     """What one run produced; the research layer renders reports from it."""
@@ -298,6 +315,58 @@ class Engine:
         """Send operator actions (a flatten order) for ``symbol`` at the current local
         time, through the same path as the strategy's."""
         self._send(self.rt[symbol], actions, self._now)
+
+    def flatten(self, symbol: str) -> FlattenOrder:
+        """Send one crossing (taker) limit order that closes ``symbol``'s position, at the
+        current local time: priced at the level of the opposite book side that covers its
+        size (the worst level when the book is thinner), created through the symbol's order
+        manager (``OrderManager.submit_external``) so its ack and fill are tracked and booked
+        like the strategy's and it leaves ``open_orders()`` once done.
+
+        It only sends: the caller decides how long to wait (``settle``) and what to do with
+        a rest that did not fill (``cancel_all``).  The gates are asked as for any create:
+        risk-class gates let a reducing order pass, flow control may refuse it (``why``)."""
+        rt = self.rt[symbol]
+        lots = self.ledger.qty_lots(symbol)
+        if lots == 0:
+            return FlattenOrder(symbol, 0, False, why="flat")
+        side = -1 if lots > 0 else 1
+        price = crossing_price(rt.book.asks if side > 0 else rt.book.bids, side, abs(lots))
+        if price is None:
+            return FlattenOrder(symbol, lots, False, side, why="empty book side")
+        bid, ask = rt.book.best_bid, rt.book.best_ask
+        mid = (bid + ask) // 2 if bid is not None and ask is not None else 0
+        action, why = rt.orders.submit_external(side, price, abs(lots), self._now, post_only=False, mid_ticks=mid)
+        if action is None:
+            return FlattenOrder(symbol, lots, False, side, price, abs(lots), why=why)
+        self._send(rt, [action], self._now)
+        return FlattenOrder(symbol, lots, True, side, price, abs(lots), action.client_id)
+
+    def trim_history(self, keep_fills: int = 1000, keep_equity_points: int = 3600) -> dict[str, int]:
+        """Drop history that only the final report reads, for a driver that never calls
+        ``close`` (the live service runs for days and must keep a flat RSS).  Dropped: every
+        finished order record, all but the last ``keep_fills`` fills, all but the last
+        ``keep_equity_points`` equity/exposure samples of the ledger.  Kept: positions, PnL,
+        fees and turnover (the ledger's running totals), the counters, live orders, the
+        order managers, the allocations list and the order trace.
+
+        A report computed after trimming (``close()``'s ``EngineResult``: order statistics,
+        the fill list, the equity curve, drawdown and daily rows) covers only the kept
+        window; totals stay exact.  A backtest never calls this.  Returns how many records,
+        fills and equity points were dropped."""
+        if keep_fills < 0 or keep_equity_points < 0:
+            raise ValueError("keep_fills and keep_equity_points must be >= 0")
+        records = len(self._records)
+        self._records.clear()
+        fills = max(0, len(self._fills) - keep_fills)
+        if fills:
+            del self._fills[:fills]
+        led = self.ledger
+        points = max(0, len(led._eq_ts) - keep_equity_points)  # the ledger's sample series (same length)
+        if points:
+            for series in (led._eq_ts, led._eq_e8, led._ex_e8):
+                del series[:points]
+        return {"records": records, "fills": fills, "equity_points": points}
 
     def settle(self) -> None:
         """Deliver every exchange arrival and report in flight (cancels reach the venue,
@@ -555,6 +624,22 @@ def _trace_report(now: int, report: VenueReport) -> dict[str, Any]:
     return row
 
 
+def crossing_price(levels: Mapping[int, int], side: int, lots: int) -> int | None:
+    """The limit price (ticks) of a ``side`` order of ``lots`` that reaches far enough into
+    the opposite book side ``levels`` (price -> lots: the asks for a buy, the bids for a
+    sell) to cover its size, or the worst level when the side is thinner; ``None`` when the
+    side is empty."""
+    if not levels:
+        return None
+    prices = sorted(levels) if side > 0 else sorted(levels, reverse=True)
+    need = lots
+    for px in prices:
+        need -= levels[px]
+        if need <= 0:
+            return px
+    return prices[-1]
+
+
 def feed_clock_shift(latencies_ns: Iterable[int], mode: str = "auto", offset_ns: int = 0) -> int:
     """The constant subtracted from every ``recv_ts``: ``auto`` = the smallest feed latency
     (so it becomes 0), ``raw`` = 0, ``offset`` = ``offset_ns``."""
@@ -576,7 +661,9 @@ __all__ = [
     "EngineParams",
     "EngineResult",
     "EngineCounters",
+    "FlattenOrder",
     "SymbolRuntime",
     "Venue",
+    "crossing_price",
     "feed_clock_shift",
 ]

@@ -45,10 +45,11 @@ from_config``); the core never imports the config package.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -78,6 +79,7 @@ __all__ = [
     "POLICY_CANCEL_REPLACE",
     "POLICIES",
     "CANCEL_REASONS",
+    "EXTERNAL_LEVEL",
     "FLOW_CONTROL_PREFIXES",
     "SNAPSHOT_VERSION",
     "StrategySection",
@@ -108,6 +110,7 @@ R_TIMEOUT = "pending_timeout"  # no ack/confirmation within pending_timeout_ms (
 CANCEL_REASONS = (R_PULLED, R_REPLACE, R_STALE_TTL, R_STALE_DRIFT, R_TAIL, R_BUDGET, R_TIMEOUT)
 # Gate reasons that only delay an order (flow control); any other reason is risk-class.
 FLOW_CONTROL_PREFIXES = ("throttle", "circuit")
+EXTERNAL_LEVEL = -1  # the level of an order created by ``submit_external``: it holds no ladder slot
 
 NS_PER_MS = 1_000_000
 _NEVER = -(1 << 62)
@@ -439,7 +442,7 @@ class OrderManager:
         self._live: dict[str, _Live] = {}
         self._att: tuple[list[_Live], list[_Live]] = ([], [])  # live, not pending_cancel, by level
         self._tot = [0, 0]  # committed units per side (all live orders)
-        self._det = [0, 0]  # committed units per side of pending_cancel orders
+        self._det = [0, 0]  # committed units per side of detached orders (pending_cancel, external)
         self._n_detached = 0
         self._finished: deque[str] = deque()
         self._replacing: set[str] = set()
@@ -976,6 +979,77 @@ class OrderManager:
                 self._send_cancel(o, reason, now_ns, out)
         return out  # type: ignore[return-value]
 
+    # ------------------------------------------------------------------ operator orders and settings
+    def submit_external(self, side: int, price: int, qty: int, now_ns: int, *, post_only: bool = False,
+                        mid_ticks: float = 0.0) -> tuple[CreateOrder | None, str | None]:
+        """Create one order outside the desired-quote ladder (an operator's flatten order)
+        and track it like any other, so its ack, fills and cancel go through ``on_report``:
+        the driver books its fill and it leaves ``open_orders`` once done.  (An order sent
+        with an id the manager did not make is unknown to ``on_report``: never booked,
+        never finished.)
+
+        The order holds no level (``EXTERNAL_LEVEL``): ``reconcile`` neither matches,
+        replaces nor pulls it, ``cancel_all`` cancels it, the pending timeout applies.  It
+        skips the level and budget caps (an operator decision, usually reducing the
+        position; its notional still counts as committed while it lives) but asks the gates
+        like every create: risk-class gates pass reducing orders, flow control may refuse.
+        Returns ``(action, None)``, which the caller must send, or ``(None, reason)`` when a
+        gate refused it (counted in ``counters.gated``).
+        """
+        si = _side_idx(side)
+        if isinstance(price, bool) or not isinstance(price, int) or price <= 0:
+            raise ValueError(f"price must be a positive integer of ticks, got {price!r}")
+        if isinstance(qty, bool) or not isinstance(qty, int) or qty <= 0:
+            raise ValueError(f"qty must be a positive integer of lots, got {qty!r}")
+        c = self.counters
+        cid = self._id_base + str(self._seq)
+        a = CreateOrder(cid, self.symbol, side, price, qty, bool(post_only), EXTERNAL_LEVEL)
+        gate = self._gate
+        if gate is not None:
+            why = gate.check(a, now_ns)
+            if why is not None:
+                _bump(c.gated, why)
+                return None, why
+            gate.on_sent(a, now_ns)
+        self._seq += 1
+        units = self._units(price, qty)
+        o = _Live(cid, self.symbol, side, price, qty, EXTERNAL_LEVEL, now_ns, updated_ns=now_ns,
+                  post_only=bool(post_only), side_idx=si, attached=False, sent_ns=now_ns, ref_mid=float(mid_ticks),
+                  committed=units)
+        self._orders[cid] = o
+        self._live[cid] = o
+        self._tot[si] += units
+        self._det[si] += units
+        self._n_detached += 1
+        due = now_ns + self._timeout_ns
+        if due < self._deadline_ns:
+            self._deadline_ns = due
+        c.created += 1
+        return a, None
+
+    def set_anti_stale(self, enabled: bool, ttl_ms: int, drift_bps: float) -> None:
+        """Change the anti-stale guard while running (an operator's hot change): ``params``
+        and the values the hot path caches (the flag, the TTL in ns, the drift) change
+        together and apply from the next ``reconcile``.  Raises ``ValueError`` (and changes
+        nothing) unless ``enabled`` is a bool, ``ttl_ms`` an int >= 0 and ``drift_bps`` a
+        finite number >= 0."""
+        if not isinstance(enabled, bool):
+            raise ValueError(f"enabled must be a bool, got {enabled!r}")
+        if isinstance(ttl_ms, bool) or not isinstance(ttl_ms, int) or ttl_ms < 0:
+            raise ValueError(f"order_ttl_ms must be an integer >= 0, got {ttl_ms!r}")
+        if isinstance(drift_bps, bool) or not isinstance(drift_bps, (int, float)) or not math.isfinite(drift_bps) \
+                or drift_bps < 0:
+            raise ValueError(f"price_drift_bps must be a finite number >= 0, got {drift_bps!r}")
+        self.params = replace(self.params, enable_anti_stale_guard=enabled, order_ttl_ms=ttl_ms,
+                              price_drift_bps=float(drift_bps))
+        self._guard = enabled
+        self._ttl_ns = ttl_ms * NS_PER_MS
+        self._drift_bps = float(drift_bps)
+
+    def anti_stale_settings(self) -> dict[str, Any]:
+        """``{"enabled", "order_ttl_ms", "price_drift_bps"}`` as the manager runs them."""
+        return {"enabled": self._guard, "order_ttl_ms": self._ttl_ns // NS_PER_MS, "price_drift_bps": self._drift_bps}
+
     # ------------------------------------------------------------------ reports
     def on_report(self, report: VenueReport, now_ns: int | None = None) -> bool:
         """Apply an ack, reject, fill or cancel confirmation; ``True`` if it changed state.
@@ -1252,7 +1326,7 @@ class OrderManager:
         self._n_detached = 0
         self._finished.clear()
         for o in live:
-            o.attached = o.state != _PENDING_CANCEL
+            o.attached = o.state != _PENDING_CANCEL and o.level >= 0  # an external order holds no level
             o.committed = 0
             self._orders[o.client_id] = o
             self._live[o.client_id] = o

@@ -21,15 +21,25 @@ returns every result, executed or loaded, sorted by ``trial_id`` (a string sort:
 numeric ids).  An interrupt (``KeyboardInterrupt``, or any exception raised by
 ``on_result``) cancels pending work, shuts the pool down and propagates; the store then
 holds only whole lines of finished trials.
+
+``DaskExecutor`` (``tcp://HOST:PORT``) runs the same ``execute_trial`` on a Dask cluster;
+``distributed`` is imported only when that executor is built, so mmkit works without the
+``mmkit[dask]`` extra.  A worker that dies is handled by the scheduler, which reschedules
+its tasks on the surviving workers; a trial that keeps killing workers ends as
+``KilledWorker`` and is recorded failed with ``"worker died"``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import os
+import re
+import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -360,15 +370,233 @@ class ProcessExecutor:
                     state.record(trial, key, payload)
 
 
-def make_executor(spec: str) -> SerialExecutor | ProcessExecutor:
-    """``"serial"``, ``"process"`` (one worker per core) or ``"process:N"``."""
+# ----------------------------------------------------------------------------- dask
+DASK_ADDRESS = re.compile(r"tcp://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):([0-9]{1,5})")
+DEFAULT_DASK_TIMEOUT = 10.0  # seconds to reach the scheduler
+DASK_TIMEOUT_ENV = "MM_DASK_TIMEOUT"
+DEFAULT_WORKER_WAIT = 60.0  # seconds the cluster may have no worker before the run gives up
+# A trial's own exception is caught inside ``execute_trial`` (deterministic: never retried).
+# A task that still errs failed outside the trial (e.g. the worker could not deserialize
+# it): worth one more attempt.  A dead worker is not an error but a reschedule, bounded by
+# the scheduler's ``distributed.scheduler.allowed-failures``.
+DASK_RETRIES = 1
+_POLL_S = 0.02
+_WATCH_EVERY_S = 1.0
+
+
+def require_distributed() -> Any:
+    """``distributed``, imported on demand so mmkit works without the ``dask`` extra."""
+    try:
+        import distributed
+    except ImportError as exc:
+        raise MmkitError("E_EXEC_NO_DASK",
+                         "the dask executor needs dask.distributed; install it with: pip install 'mmkit[dask]'") from exc
+    return distributed
+
+
+def is_dask_address(text: str) -> bool:
+    """True for ``tcp://HOST:PORT`` with a port in 1..65535 (IPv6 hosts in brackets)."""
+    m = DASK_ADDRESS.fullmatch(text)
+    return m is not None and 1 <= int(m.group(2)) <= 65535
+
+
+class _Lost(Exception):
+    """The scheduler cancelled a task under us (it restarted or the client lost it)."""
+
+
+class _ClusterWatch:
+    """Turns a cluster that cannot make progress into an error instead of a hang: no
+    worker for ``grace`` seconds (``E_EXEC_NO_WORKERS``) or a client that lost its
+    scheduler (``E_EXEC_LOST``)."""
+
+    def __init__(self, client: Any, address: str, grace: float) -> None:
+        self.client = client
+        self.address = address
+        self.grace = grace
+        self.next_check = time.monotonic() + _WATCH_EVERY_S
+        self.stuck_since: float | None = None
+
+    def check(self) -> None:
+        now = time.monotonic()
+        if now < self.next_check:
+            return
+        self.next_check = now + _WATCH_EVERY_S
+        status = str(getattr(self.client, "status", "running"))
+        if status in ("closing", "closed", "failed"):
+            raise _lost(self.address)
+        workers = self.client.scheduler_info(n_workers=0).get("n_workers", 0) if status == "running" else 0
+        if workers:
+            self.stuck_since = None
+            return
+        if self.stuck_since is None:
+            self.stuck_since = now
+        elif now - self.stuck_since >= self.grace:
+            if status != "running":
+                raise _lost(self.address)
+            raise MmkitError("E_EXEC_NO_WORKERS", f"the dask scheduler at {self.address} has had no worker for "
+                             f"{self.grace:g} s; start one (dask worker {self.address} --host 127.0.0.1) and re-run "
+                             "to resume")
+
+
+async def _probe_scheduler(dist: Any, address: str, timeout: float) -> Any:
+    """The peer's ``identity`` over one dask comm (the caller bounds the whole exchange)."""
+    comm = await dist.comm.connect(address, timeout=timeout)
+    try:
+        await comm.write({"op": "identity", "reply": True})
+        return await comm.read()
+    finally:
+        comm.abort()
+
+
+def _lost(address: str) -> MmkitError:
+    return MmkitError("E_EXEC_LOST", f"lost the dask scheduler at {address} mid-run; finished trials are kept, "
+                      "re-run to resume")
+
+
+class DaskExecutor:
+    """Runs trials on a Dask cluster at ``address`` (``tcp://HOST:PORT``).
+
+    Every trial is one task calling ``execute_trial`` (so results are the same as on the
+    other executors), all submitted at once; the scheduler queues them and results stream
+    back as they finish.  Workers must import mmkit and every trial ``fn`` (same code:
+    the store key holds this process's code version).  The scheduler reschedules the
+    tasks of a worker that dies (a SIGKILLed worker does not fail the run); a trial that
+    killed more than ``distributed.scheduler.allowed-failures`` workers (a scheduler
+    setting, default 3) is recorded failed with ``"worker died"``.
+
+    ``timeout`` bounds reaching the scheduler (``E_EXEC_UNREACHABLE``); ``worker_wait``
+    bounds how long the cluster may have no worker (``E_EXEC_NO_WORKERS``).  Connecting is
+    deferred to ``run`` and skipped when every trial is already in the store.
+    """
+
+    def __init__(self, address: str, timeout: float = DEFAULT_DASK_TIMEOUT,
+                 worker_wait: float = DEFAULT_WORKER_WAIT) -> None:
+        if not isinstance(address, str) or not is_dask_address(address):
+            raise MmkitError("E_EXEC_BAD_SPEC", f"bad dask address {address!r}; use tcp://HOST:PORT",
+                             exit_code=EXIT_USAGE)
+        for name, value in (("timeout", timeout), ("worker_wait", worker_wait)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        self.address = address
+        self.timeout = float(timeout)
+        self.worker_wait = float(worker_wait)
+        self._dist = require_distributed()
+
+    def run(self, trials: Sequence[Trial], store: TrialStore, on_result: OnResult | None = None) -> list[TrialResult]:
+        state = _Run(trials, store, on_result)
+        if not state.todo:
+            return state.sorted()
+        client = self.connect()
+        try:
+            self._await_worker(client)
+            self._drive(client, state)
+        finally:
+            try:
+                client.close(timeout=self.timeout)
+            except Exception:  # closing a client whose scheduler is gone; the run's outcome stands
+                pass
+        return state.sorted()
+
+    def connect(self) -> Any:
+        """A ``distributed.Client`` on ``address``, or ``E_EXEC_UNREACHABLE`` within ``timeout``.
+
+        The scheduler is probed first under a hard deadline: ``Client`` bounds the TCP
+        connect but then waits for dask's handshake without limit, so a port that accepts
+        and never answers (not dask, or a hung scheduler) would hang the run forever.
+        """
+        probe = asyncio.wait_for(_probe_scheduler(self._dist, self.address, self.timeout), self.timeout)
+        try:
+            # on a thread of its own: the caller may already run an event loop (a notebook)
+            with ThreadPoolExecutor(max_workers=1) as one:
+                info = one.submit(asyncio.run, probe).result()
+            if not (isinstance(info, dict) and info.get("type") == "Scheduler"):
+                raise OSError(f"the peer is not a dask scheduler (identity {str(info)[:80]!r})")
+            return self._dist.Client(self.address, timeout=self.timeout, set_as_default=False, name="mmkit")
+        except Exception as exc:  # OSError, TimeoutError, a handshake with something that is not dask
+            why = _describe(exc) if str(exc) else "timed out"
+            raise MmkitError("E_EXEC_UNREACHABLE", f"no dask scheduler answered at {self.address} within "
+                             f"{self.timeout:g} s ({why}); start one (dask scheduler --host 127.0.0.1) "
+                             "or fix the address") from exc
+
+    def _await_worker(self, client: Any) -> None:
+        try:
+            client.wait_for_workers(1, timeout=self.worker_wait)
+        except TimeoutError as exc:  # (a subclass of OSError: caught first)
+            raise MmkitError("E_EXEC_NO_WORKERS", f"the dask scheduler at {self.address} has no worker after "
+                             f"{self.worker_wait:g} s; start one (dask worker {self.address} --host 127.0.0.1)") from exc
+        except OSError as exc:  # the scheduler went away while we waited
+            raise _lost(self.address) from exc
+
+    def _drive(self, client: Any, state: _Run) -> None:
+        token = uuid.uuid4().hex[:12]
+        pending: dict[Any, tuple[Trial, str]] = {}
+        try:
+            for trial, key in state.todo:
+                fut = client.submit(execute_trial, trial.fn, trial.params, trial.seed, trial.inputs,
+                                    key=f"mmkit-trial-{key[:16]}-{token}", pure=False, retries=DASK_RETRIES)
+                pending[fut] = (trial, key)
+            finished = self._dist.as_completed(list(pending), loop=client.loop)
+            watch = _ClusterWatch(client, self.address, self.worker_wait)
+            while not finished.is_empty():
+                batch = finished.next_batch(block=False)
+                if not batch:
+                    watch.check()
+                    time.sleep(_POLL_S)
+                    continue
+                for fut in sorted(batch, key=lambda f: pending[f][0].trial_id):
+                    trial, key = pending[fut]
+                    state.record(trial, key, self._outcome(fut))
+                    del pending[fut]
+        except _Lost as exc:
+            raise _lost(self.address) from exc
+        except BaseException:
+            if pending:
+                try:
+                    client.cancel(list(pending), force=True)
+                except Exception:  # the scheduler may be gone; it drops our tasks with the client
+                    pass
+            raise
+
+    def _outcome(self, fut: Any) -> dict[str, Any]:
+        """The worker's payload; ``"worker died"`` for ``KilledWorker``; ``_Lost`` if cancelled."""
+        try:
+            return fut.result()
+        except self._dist.KilledWorker:
+            return _died()
+        except CancelledError as exc:
+            raise _Lost(str(exc)) from exc
+        except Exception as exc:  # failed outside the trial even after DASK_RETRIES
+            return {"status": STATUS_FAILED, "result": None, "error": _describe(exc)}
+
+
+def _dask_timeout_from_env() -> float:
+    """``MM_DASK_TIMEOUT`` (seconds to reach the scheduler), default ``DEFAULT_DASK_TIMEOUT``."""
+    raw = os.environ.get(DASK_TIMEOUT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_DASK_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < float("inf"):
+        raise MmkitError("E_EXEC_BAD_SPEC", f"{DASK_TIMEOUT_ENV}={raw!r} is not a positive number of seconds",
+                         exit_code=EXIT_USAGE)
+    return value
+
+
+def make_executor(spec: str) -> SerialExecutor | ProcessExecutor | DaskExecutor:
+    """``"serial"``, ``"process"`` (one worker per core), ``"process:N"`` or a Dask
+    scheduler ``"tcp://HOST:PORT"`` (needs ``mmkit[dask]``; connects when it runs, within
+    ``$MM_DASK_TIMEOUT`` seconds, default 10)."""
     text = spec.strip() if isinstance(spec, str) else ""
     if text == "serial":
         return SerialExecutor()
     if text == "process":
         return ProcessExecutor()
+    if is_dask_address(text):
+        return DaskExecutor(text, timeout=_dask_timeout_from_env())
     kind, sep, count = text.partition(":")
     if kind == "process" and sep and count.isascii() and count.isdigit() and int(count) >= 1:
         return ProcessExecutor(int(count))
-    raise MmkitError("E_EXEC_BAD_SPEC", f"unknown executor {spec!r}; use serial, process or process:N (N >= 1)",
-                     exit_code=EXIT_USAGE)
+    raise MmkitError("E_EXEC_BAD_SPEC", f"unknown executor {spec!r}; use serial, process, process:N (N >= 1) "
+                     "or a dask scheduler tcp://HOST:PORT", exit_code=EXIT_USAGE)

@@ -750,3 +750,38 @@ def test_fit_weights_keeps_tiny_raw_weights_next_to_large_ones():
     w = fit_weights([1.0, 3.5587535781437837e-87, 2.850707497929148e-234, 0.0], 0.0, 0.75)
     assert abs(math.fsum(w) - 1.0) <= 1e-9
     assert w[0] == 0.75 and abs(w[1] - 0.25) <= 1e-12 and all(0.0 <= x <= 0.75 for x in w)
+
+
+# ----------------------------------------------------------------------------- state / restore (restarts)
+def test_state_round_trips_and_a_restored_allocator_continues_like_the_original():
+    import json
+
+    a = Allocator(pf(), SmoothingConfig())
+    a.rebalance(inputs(), 0)
+    a.rebalance(inputs({**PREVIEW_VOLS, "BTCUSDT": 0.05}), 5 * MIN)
+    st = a.state()
+    assert json.loads(json.dumps(st, allow_nan=False)) == st  # JSON-safe
+    assert st["version"] == 1 and st["last_rebalance_ns"] == 5 * MIN and set(st["weights"]) == set(PREVIEW_VOLS)
+    b = Allocator(pf(), SmoothingConfig())
+    assert b.state() != st
+    b.restore(st)
+    assert b.state() == st and b.due(5 * MIN + 1)  # a restore forces the next rebalance
+    nxt = inputs({**PREVIEW_VOLS, "SOLUSDT": 0.01})
+    assert b.rebalance(nxt, 10 * MIN).targets_usd == a.rebalance(nxt, 10 * MIN).targets_usd
+
+
+def test_restore_validates_and_is_all_or_nothing():
+    a = Allocator(pf(), SmoothingConfig(backoff_steps=[1.0, 0.5]))
+    a.rebalance(inputs(), 0)
+    good = a.state()
+    b = Allocator(pf(), SmoothingConfig(backoff_steps=[1.0, 0.5]))
+    before = b.state()
+    for bad in (None, [], {**good, "version": 2}, {**good, "weights": {"BTCUSDT": -1.0}},
+                {**good, "weights": {"BTCUSDT": float("nan")}}, {**good, "targets_usd": [1.0]},
+                {**good, "hwm_equity_usd": "x"}, {**good, "backoff_level": -1}, {**good, "clean_ticks": True},
+                {**good, "last_rebalance_ns": 1.5}, {**good, "extra": 1}):
+        with pytest.raises(ValueError):
+            b.restore(bad)
+        assert b.state() == before
+    b.restore({**good, "backoff_level": 9})  # past this ladder: the last step
+    assert b.backoff_level == 1

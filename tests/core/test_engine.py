@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from mmkit.config import build_config
-from mmkit.core.engine import Engine, EngineResult, feed_clock_shift
+from mmkit.core.engine import Engine, EngineResult, crossing_price, feed_clock_shift
 from mmkit.core.events import BUY, SELL, BookDelta, BookSnapshot, Quote, SeqGap, Trade
 from mmkit.core.fillsim import FillSimulator, FlatFees
 from mmkit.core.instruments import Instrument
@@ -277,3 +277,61 @@ def test_allocator_rebalances_the_budget_across_symbols_on_its_period() -> None:
     for s in last.symbols:
         assert eng.rt[s.symbol].target_usd_per_side == s.target_usd / 2.0
         assert eng.rt[s.symbol].budget.target_usd == Decimal(repr(s.target_usd / 2.0))
+
+
+# ----------------------------------------------------------------------------- operator flatten, history trim
+def test_flatten_sends_a_tracked_crossing_order_whose_fill_is_booked() -> None:
+    eng, _ = make_engine(interval_ms=0)
+    # our ask (1004) is filled by a buy print; the report arrives at 60 ms
+    eng.feed([snap(T0), Trade(T0 + 50 * MS, T0 + 50 * MS, SYM, BUY, 1004, 10), delta(T0 + 100 * MS, size=990)])
+    assert eng.ledger.qty_lots(SYM) == -10
+    eng.pause("operator")
+    eng.settle()
+    assert eng.open_orders() == 0
+    fills = eng.counters.fills
+    res = eng.flatten(SYM)
+    assert res.sent and res.side == BUY and res.price == 1002 and res.qty == 10 and res.before_lots == -10
+    assert eng.open_orders() == 1  # tracked by the engine and the order manager
+    om = eng.rt[SYM].orders
+    assert om.get(res.client_id) is not None and res.client_id.startswith("bt-TEST-")
+    eng.settle()
+    assert eng.ledger.qty_lots(SYM) == 0 and eng.counters.fills == fills + 1 and eng.open_orders() == 0
+    assert om.get(res.client_id).state == "filled" and om.open_orders() == []
+    out = eng.close()
+    rec = next(r for r in out.orders if r.client_id == res.client_id)
+    assert rec.filled_lots == 10 and rec.done_ns > 0 and out.fills[-1].liquidity == "taker"
+    assert eng.flatten(SYM).why == "flat"
+
+
+def test_flatten_with_an_empty_book_side_sends_nothing() -> None:
+    eng, _ = make_engine(interval_ms=0)
+    eng.feed([snap(T0), Trade(T0 + 50 * MS, T0 + 50 * MS, SYM, BUY, 1004, 10), delta(T0 + 100 * MS, size=990)])
+    eng.pause()
+    eng.settle()
+    eng.rt[SYM].book.asks.clear()  # nobody to buy from
+    res = eng.flatten(SYM)
+    assert (res.sent, res.why, res.client_id) == (False, "empty book side", None) and eng.open_orders() == 0
+
+
+def test_crossing_price_reaches_the_level_that_covers_the_size() -> None:
+    asks = {1002: 5, 1003: 5, 1005: 10}
+    assert crossing_price(asks, BUY, 4) == 1002 and crossing_price(asks, BUY, 6) == 1003
+    assert crossing_price(asks, BUY, 20) == 1005 and crossing_price(asks, BUY, 99) == 1005  # thinner: worst level
+    assert crossing_price({1000: 5, 999: 5}, SELL, 7) == 999 and crossing_price({}, SELL, 1) is None
+
+
+def test_trim_history_drops_report_history_but_not_totals() -> None:
+    eng, _ = make_engine(interval_ms=50, latency=NormalLatency(10.0, 3.0), seed=3)
+    eng.feed(_walk(3000, 7))
+    eng.settle()
+    totals = eng.ledger.totals()
+    n_fills, n_points = eng.counters.fills, len(eng.ledger.equity_ts_ns)
+    assert n_fills > 5 and n_points > 10
+    dropped = eng.trim_history(keep_fills=5, keep_equity_points=10)
+    assert dropped["records"] > 0 and dropped["fills"] == n_fills - 5 and dropped["equity_points"] == n_points - 10
+    led = eng.ledger
+    assert led.totals() == totals and len(led.equity_ts_ns) == len(led.equity_e8) == len(led.exposure_e8) == 10
+    assert eng.trim_history(keep_fills=5, keep_equity_points=10) == {"records": 0, "fills": 0, "equity_points": 0}
+    res = eng.close()  # the report now covers only the kept window
+    assert len(res.fills) == 5 and all(r.done_ns == 0 for r in res.orders)  # finished records are gone
+    assert res.counters.fills == n_fills  # counters are not history

@@ -893,3 +893,64 @@ def test_property_changing_budget_and_levels(policy, seed, n_steps):
     """The allocator moves the budget and the level cap every tick (with 2 s pending
     timeouts): the orders holding a level always fit the current caps."""
     run_chaos(seed, n_steps, policy, Budget(10_000, 3), change_budget=True)
+
+
+# ----------------------------------------------------------------------------- operator orders and settings
+def test_submit_external_is_tracked_outside_the_ladder_until_filled():
+    om, first = placed(tail_age_ms=0)
+    before = om.committed_usd()
+    a, why = om.submit_external(SELL, MID - 50, 25, T0 + MS, mid_ticks=MID)
+    assert why is None and isinstance(a, CreateOrder) and a.post_only is False and a.level == -1
+    assert a.client_id == f"t{SYM}-7" and om.next_seq == 8 and om.counters.created == 7
+    assert om.get(a.client_id).state == OrderState.PENDING_NEW and len(om.open_orders()) == 7
+    assert om.levels_in_use() == {"buy": 3, "sell": 3}  # it holds no level
+    assert om.committed_usd()["sell"] == before["sell"] + 25 * (MID - 50) * Decimal("0.0001")
+    # the strategy's ladder is unchanged: reconcile neither pulls nor replaces the external order
+    assert om.reconcile(ladder(), T0 + 2 * MS, MID) == []
+    pulled = om.reconcile(ladder(n=1), T0 + 3 * MS, MID) + om.reconcile(ladder(n=0), T0 + 4 * MS, MID)
+    assert len(pulled) == 6 and a.client_id not in {x.client_id for x in pulled}  # the ladder goes, it stays
+    for x in pulled:
+        om.on_report(Canceled(T0 + 4 * MS, x.client_id))
+    assert [o.client_id for o in om.open_orders()] == [a.client_id]
+    assert om.on_report(Ack(T0 + 5 * MS, a.client_id, "create", a.price, a.qty))
+    assert om.on_report(Fill(T0 + 6 * MS, a.client_id, SYM, SELL, MID - 50, 10, 0.0, "taker", cum_qty=10))
+    assert om.get(a.client_id).state == OrderState.PARTIALLY_FILLED
+    assert om.on_report(Fill(T0 + 7 * MS, a.client_id, SYM, SELL, MID - 60, 15, 0.0, "taker", cum_qty=25))
+    assert om.get(a.client_id).state == OrderState.FILLED
+    assert a.client_id not in {o.client_id for o in om.open_orders()}
+    assert om.counters.filled_orders == 1
+
+
+def test_submit_external_asks_the_gates_and_is_canceled_by_cancel_all():
+    gate = RecordingGate(block="throttle:create")
+    om = make(gates=gate)
+    assert om.submit_external(BUY, MID, 5, T0) == (None, "throttle:create")
+    assert om.counters.gated == {"throttle:create": 1} and om.open_orders() == [] and om.next_seq == 1
+    gate.block = None
+    a, _ = om.submit_external(BUY, MID, 5, T0)
+    assert gate.sent == [a]
+    cancels = om.cancel_all(T0 + MS, "flatten_rest")
+    assert ops(cancels) == [("cancel", a.client_id)]
+    assert om.on_report(Canceled(T0 + 2 * MS, a.client_id))
+    assert om.open_orders() == [] and om.committed_usd() == {"buy": 0, "sell": 0}
+    for bad in ((0, MID, 5), (BUY, 0, 5), (BUY, MID, 0), (BUY, MID, 1.5)):
+        with pytest.raises(ValueError):
+            om.submit_external(bad[0], bad[1], bad[2], T0)
+
+
+def test_set_anti_stale_changes_the_running_guard():
+    om, first = placed(tail_age_ms=0)
+    small = ladder(bid0=MID - 10 - 60, ask0=MID + 10 - 60)  # 1 bps: under the replace threshold
+    assert om.anti_stale_settings() == {"enabled": True, "order_ttl_ms": 800, "price_drift_bps": 2.0}
+    om.set_anti_stale(True, 500, 2.0)
+    assert om.params.order_ttl_ms == 500 and om.anti_stale_settings()["order_ttl_ms"] == 500
+    acts = om.reconcile(small, T0 + 500 * MS, MID)  # stale at the new TTL, not the old 800 ms
+    assert ops(acts) == [("amend", first[0].client_id)] and om.counters.refresh_amends == {"ttl": 1}
+    om2, _ = placed(tail_age_ms=0)
+    om2.set_anti_stale(False, 800, 2.0)
+    assert om2.params.enable_anti_stale_guard is False
+    assert om2.reconcile(small, T0 + 900 * MS, MID) == []  # off: the old order stays
+    for bad in (("yes", 1, 1.0), (True, -1, 1.0), (True, 1.5, 1.0), (True, 1, float("nan")), (True, 1, -0.1)):
+        with pytest.raises(ValueError):
+            om2.set_anti_stale(*bad)
+    assert om2.anti_stale_settings() == {"enabled": False, "order_ttl_ms": 800, "price_drift_bps": 2.0}

@@ -172,7 +172,7 @@ def test_make_executor_specs():
     assert isinstance(make_executor("serial"), SerialExecutor)
     assert isinstance(make_executor("process"), ProcessExecutor) and make_executor("process").workers >= 1
     assert make_executor("process:3").workers == 3
-    for spec in ("", "dask", "process:", "process:0", "process:-1", "process:x", "thread", "tcp://h:8786"):
+    for spec in ("", "dask", "process:", "process:0", "process:-1", "process:x", "thread", "tcp://h", "http://h:8786"):
         with pytest.raises(MmkitError) as err:
             make_executor(spec)
         assert err.value.code == "E_EXEC_BAD_SPEC" and err.value.exit_code == EXIT_USAGE
