@@ -27,6 +27,12 @@ error) stops the feed, stops quoting and cancels every open order, waits for the
 State survives restarts: throttle, allocator and order-id snapshots are loaded on start
 (a refused one is counted and the service starts clean), and a restarted replay continues
 the data clock after the latest restored time (``ReplayScan.loop_after``).
+
+Operator hooks go through the core's public APIs only: ``Engine.flatten`` (a crossing
+order the order manager tracks, so its fill is booked), ``Engine.trim_history``,
+``OrderManager.set_anti_stale``, ``Allocator.state``/``restore``.  The service owns the
+thresholds store ``POST /admin/thresholds/reload`` swaps and checks the throttle against
+it on every risk tick; ``execution_replay`` walks a recorder file (seed "E2.7").
 """
 
 from __future__ import annotations
@@ -1215,7 +1221,7 @@ class LiveService:
         self._replaying = True
         try:
             events = await asyncio.to_thread(rec.read_recording, path)
-            self.alert("replay_started", {"path": path, "speed": speed, "events": len(events), "actor": actor})
+            self.alert("replay_started", {"path": path[:300], "speed": speed, "events": len(events), "actor": actor})
             tally = rec.ReplayTally()
             t0 = time.perf_counter()
             waited = 0.0
@@ -1232,7 +1238,7 @@ class LiveService:
         out = tally.result()
         self.metrics.replay_events.inc(out["events_total"])
         self.metrics.replay_duration_ms.set(ms)
-        out.update(path=path, speed=speed, duration_ms=round(ms, 3), paced_s=round(waited, 3))
+        out.update(path=path[:300], speed=speed, duration_ms=round(ms, 3), paced_s=round(waited, 3))
         self.alert("replay_finished", {k: out[k] for k in ("path", "speed", "events_total", "fills", "rejects",
                                                            "duration_ms")})
         self.audit.append("execution.replay", {"actor": actor, **{k: v for k, v in out.items() if k != "by_symbol"}})

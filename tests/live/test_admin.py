@@ -338,13 +338,28 @@ def test_throttle_snapshot_load_reset(tmp_path, cfg):
             assert st == 400 and js["error"] == "E_SNAPSHOT_BAD_CHECKSUM"
             st, js, _ = await call(s, "POST", "/admin/throttle/load", json={})
             assert st == 400 and js["error"] == "E_ADMIN_BAD_REQUEST"
+            st, js, _ = await call(s, "POST", "/admin/throttle/load", json=snap)  # the snapshot answer loads back
+            assert st == 200 and js["ok"] is True
+            while not svc.throttle_snapshot()["symbols"].get("BTCUSDT", {}).get("create"):
+                await asyncio.sleep(0.01)  # a create went through the loaded throttle
+            await call(s, "POST", "/admin/killswitch", json={"action": "pause"})  # no sends: the windows hold still
+
+            async def sends() -> dict:  # the exact send times per op (the rings also move with the clock)
+                got = (await call(s, "GET", "/admin/throttle/snapshot"))[1]["symbols"]
+                return {sym: {op: w["stamps_ns"] for op, w in ops.items()} for sym, ops in got.items()}
+
+            held = await sends()
+            assert held["BTCUSDT"]["create"]
+            st, js, _ = await call(s, "POST", "/admin/throttle/load", json={"x": 1})  # used to wipe the state
+            assert st == 400 and js["error"] == "E_SNAPSHOT_INVALID_PAYLOAD" and "unknown field(s) x" in js["detail"]
+            assert await sends() == held
             st, js, _ = await call(s, "POST", "/admin/throttle/reset")
             assert st == 200 and js["ok"] is True
             assert (await call(s, "POST", "/admin/throttle/reset", json={"all": True}))[0] == 400
             return svc
 
     svc = arun(body())
-    assert _sample(svc, "snapshot_integrity_fail_total", {"kind": "throttle"}) == 1
+    assert _sample(svc, "snapshot_integrity_fail_total", {"kind": "throttle"}) == 2
 
 
 def test_anti_stale_guard_positions_orders_allocator_recorder(tmp_path, cfg):
@@ -419,6 +434,55 @@ def test_selfcheck_on_the_running_service(tmp_path, cfg):
             assert not list((tmp_path / "artifacts").glob(".selfcheck*"))  # the probe cleaned up
 
     arun(body())
+
+
+def test_selfcheck_stays_ok_between_the_ticks_of_a_slow_loop(tmp_path, cfg, monkeypatch):
+    """alerts_prune ticks once an hour (PRUNE_INTERVAL_SEC) but beats every second in
+    between, so the heartbeat check does not fail a few seconds after start."""
+    for var in ("PRUNE_INTERVAL_SEC", "SNAPSHOT_INTERVAL_SEC", "METRICS_JSON_INTERVAL_SEC"):
+        monkeypatch.setenv(var, "3600")
+    monkeypatch.setenv("SELFCHK_LOOP_MAX_AGE_SEC", "1.5")
+
+    async def body():
+        async with live(tmp_path) as (svc, s):
+            await asyncio.sleep(3.0)  # twice the budget: a loop that only beat on its ticks would be stale
+            st, js, _ = await call(s, "GET", "/admin/selfcheck")
+            fresh = js["checks"]["loops_heartbeats_fresh"]
+            assert fresh["ok"] and fresh["stale"] == [] and fresh["max_age_sec"] == 1.5, js
+            ages = {loop["name"]: loop["age_sec"] for loop in js["loops"]}
+            assert ages["alerts_prune"] <= 1.5 and ages["snapshot"] <= 1.5 and ages["metrics_json"] <= 1.5
+            assert svc.metrics.loop_ticks()["alerts_prune"]["n"] == 1  # it really ticked only once
+
+    arun(body())
+
+
+def test_reloaded_thresholds_are_checked_by_the_service(tmp_path, cfg):
+    thr = tmp_path / "thr.yaml"
+    thr.write_text("throttle:\n  global: {max_throttle_events_in_window_total: 0}\n"
+                   "  per_symbol:\n    BTCUSDT: {max_throttle_backoff_ms: 100}\n")
+
+    async def body():
+        async with live(tmp_path) as (svc, s):
+            assert svc.http.admin.thresholds is svc.thresholds  # one store: what the admin reloads, the service reads
+            st, js, _ = await call(s, "POST", "/admin/thresholds/reload", json={"path": str(thr)})
+            assert st == 200 and js["version"] == 1
+            for _ in range(400):
+                if any(a["kind"] == "throttle_threshold_breach" for a in svc.alerts_tail(100)):
+                    break
+                await asyncio.sleep(0.05)
+            st, ts, _ = await call(s, "GET", "/admin/throttle/snapshot")
+            assert st == 200 and ts["thresholds"]["version"] == 1
+            assert ts["thresholds"]["global"]["max_throttle_events_in_window_total"] == 0
+            assert ts["thresholds"]["per_symbol"]["BTCUSDT"] == {"max_throttle_backoff_ms": 100,
+                                                                 "max_throttle_events_in_window_total": 0}
+            assert ts["thresholds"]["breaches"].get("global:events_in_window_total", 0) >= 1
+            return svc
+
+    svc = arun(body())
+    alerts = [a["payload"] for a in svc.alerts_tail(100) if a["kind"] == "throttle_threshold_breach"]
+    assert {(a["scope"], a["metric"]) for a in alerts} >= {("global", "events_in_window_total")}
+    assert all(a["thresholds_version"] == 1 for a in alerts)
+    assert _sample(svc, "admin_alert_events_total", {"kind": "throttle_threshold_breach"}) == len(alerts)
 
 
 def test_selfcheck_reports_each_failure(tmp_path, cfg):

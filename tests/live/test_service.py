@@ -143,6 +143,8 @@ def test_restart_loads_state_and_continues_the_clock(env):
                                                                        "orders": "loaded"}
     assert second["replay"]["start_loop"] >= 1 and second["open_orders"] == 0
     assert svc.engine.rt["BTCUSDT"].orders.next_seq > seq1  # ids continue, never reused
+    # the allocator's public state is the snapshot payload (files written before stay loadable)
+    assert svc.allocator.state() == snap.allocator_payload(svc.allocator)
     assert second["engine"]["creates"] > 0  # a restored throttle did not block the new run
     assert first["fills"] > 0 and verify(art / "audit.jsonl").ok
 
@@ -224,6 +226,8 @@ def test_killswitch_pause_flatten_resume(env):
             flat = await svc.killswitch("flatten", "tester01")
             res = flat["result"]["flatten"]["BTCUSDT"]
             assert res["before_lots"] != 0 and res["after_lots"] == 0 and res["sent"]
+            order = eng.rt["BTCUSDT"].orders.get(res["client_id"])  # made by the order manager, so booked
+            assert order is not None and order.state == "filled" and order.filled == abs(res["before_lots"])
             assert eng.ledger.qty_lots("BTCUSDT") == 0 and eng.open_orders() == 0
             assert eng.counters.fills > 0 and flat["paused"]
             back = await svc.killswitch("resume", "tester01")
@@ -309,7 +313,7 @@ def test_anti_stale_and_throttle_controls(env):
             assert out["order_ttl_ms"] == 400 and out["price_drift_bps"] == 1.5 and out["enabled"]
             assert out["symbols"]["BTCUSDT"]["open_orders"] >= 0 and out["check"] == "on_next_book_update"
             om = svc.engine.rt["BTCUSDT"].orders
-            assert om.params.order_ttl_ms == 400 and om._ttl_ns == 400_000_000
+            assert om.params.order_ttl_ms == 400 and om.anti_stale_settings()["order_ttl_ms"] == 400
             for bad in ({"order_ttl_ms": -1}, {"enabled": "yes"}, {"price_drift_bps": float("nan")}, {"nope": 1},
                         {"symbol": "ETHUSDT"}):
                 with pytest.raises(MmkitError) as exc:
@@ -320,6 +324,15 @@ def test_anti_stale_and_throttle_controls(env):
             assert ts["version"] == 2 and ts["limits"]["create"] == 30 and "BTCUSDT" in ts["symbols"]
             raw = {k: ts[k] for k in ("version", "window_sec", "symbols", "backoff", "ws_backoff")}
             assert svc.throttle_load(snap.envelope(raw), "t")["ok"]
+            assert svc.throttle_load(svc.throttle_snapshot(), "t")["ok"]  # the endpoint's view loads back as is
+            # not a throttle snapshot: refused, and the running windows stay (it used to load as an empty v1)
+            assert "BTCUSDT" in svc.throttle_snapshot()["symbols"]
+            for junk in ({"x": 1}, {"version": 2, "window_sec": 3}, {"symbols": {}, "x": 1}):
+                with pytest.raises(snap.SnapshotError) as exc:
+                    svc.throttle_load(junk, "t")
+                assert exc.value.code == "E_SNAPSHOT_INVALID_PAYLOAD", junk
+                assert "BTCUSDT" in svc.throttle_snapshot()["symbols"]
+            assert "unknown field(s) x" in str(exc.value)
             with pytest.raises(snap.SnapshotError) as exc:
                 svc.throttle_load({"version": 2, "window_sec": 0}, "t")
             assert exc.value.code == "E_SNAPSHOT_INVALID_PAYLOAD"
@@ -327,7 +340,7 @@ def test_anti_stale_and_throttle_controls(env):
             with pytest.raises(snap.SnapshotError) as exc:
                 svc.throttle_load(tampered, "t")
             assert exc.value.code == "E_SNAPSHOT_BAD_CHECKSUM"
-            assert metric(svc, "snapshot_integrity_fail_total", kind="throttle") == 2
+            assert metric(svc, "snapshot_integrity_fail_total", kind="throttle") == 5
             reset = svc.throttle_reset("t")
             assert reset["snapshot"]["symbols"] == {}
             assert svc.engine.gates.gates[-1] is svc.throttle  # the chain still holds the same object
@@ -470,3 +483,53 @@ def test_summary_schema_rejects_open_orders_below_zero(env):
     broken = dict(summary, open_orders=-1)
     with pytest.raises(Exception):
         validate_artifact(broken)
+
+
+# ----------------------------------------------------------------------------- throttle thresholds, bind errors
+def test_throttle_thresholds_from_the_config_raise_one_alert_per_episode(env):
+    cfg = FAST_CFG + "throttle:\n  global: {max_throttle_backoff_ms: 1000, max_throttle_events_in_window_total: 3}\n"
+    svc = service(env, cfg)
+    summary = run(svc)
+    assert summary["status"] == "ok"
+    th = svc.throttle_snapshot()["thresholds"]
+    assert th["version"] == 0 and th["global"] == {"max_throttle_backoff_ms": 1000, "max_throttle_events_in_window_total": 3}
+    assert th["breaches"].get("global:events_in_window_total", 0) >= 1
+    alerts = [a["payload"] for a in svc.alerts.tail(1000) if a["kind"] == "throttle_threshold_breach"]
+    assert alerts and alerts[0]["scope"] == "global" and alerts[0]["metric"] == "events_in_window_total"
+    assert alerts[0]["reason"].startswith("Throttle events in window too high: ") and alerts[0]["threshold"] == 3
+    assert metric(svc, "admin_alert_events_total", kind="throttle_threshold_breach") == len(alerts)
+
+
+def test_throttle_threshold_check_global_and_per_symbol(env, tmp_path):
+    svc = service(env)
+    path = tmp_path / "thr.yaml"
+    path.write_text("throttle:\n  global: {max_throttle_backoff_ms: 2000}\n"
+                    "  per_symbol:\n    btcusdt: {max_throttle_backoff_ms: 100, max_throttle_events_in_window_total: 10}\n")
+    check = svc._check_throttle_thresholds
+    assert check({"BTCUSDT": 150}, {"BTCUSDT": 11}) == []  # config defaults (5000 ms, 50) until a reload
+    svc.thresholds.reload(str(path), strict=True)
+    assert check({"BTCUSDT": 150}, {"BTCUSDT": 11}) == ["BTCUSDT:backoff_ms", "BTCUSDT:events_in_window_total"]
+    assert check({"BTCUSDT": 2500}, {"BTCUSDT": 11}) == ["BTCUSDT:backoff_ms", "BTCUSDT:events_in_window_total",
+                                                          "global:backoff_ms"]
+    assert check({"BTCUSDT": 0}, {"BTCUSDT": 0}) == []  # every episode ended
+    assert check({"BTCUSDT": 150}, {"BTCUSDT": 0}) == ["BTCUSDT:backoff_ms"]  # a new episode: counted ...
+    alerts = [a["payload"] for a in svc.alerts.tail(100) if a["kind"] == "throttle_threshold_breach"]
+    assert [(a["scope"], a["metric"]) for a in alerts] == [("BTCUSDT", "backoff_ms"), ("BTCUSDT", "events_in_window_total"),
+                                                            ("global", "backoff_ms")]  # ... not re-alerted within 60 s
+    assert alerts[0] == {"scope": "BTCUSDT", "metric": "backoff_ms", "value": 150, "threshold": 100,
+                         "reason": "Throttle backoff too high: 150 > 100", "thresholds_version": 1}
+    snap_th = svc.throttle_snapshot()["thresholds"]
+    assert snap_th["breaches"] == {"BTCUSDT:backoff_ms": 2, "BTCUSDT:events_in_window_total": 1, "global:backoff_ms": 1}
+    assert snap_th["per_symbol"]["BTCUSDT"]["max_throttle_backoff_ms"] == 100 and snap_th["active"] == ["BTCUSDT:backoff_ms"]
+
+
+def test_a_taken_port_fails_the_start_with_e_http_bind(env):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen(1)
+        svc = service(env, http=True, port=sock.getsockname()[1])
+        with pytest.raises(MmkitError) as exc:
+            run(svc)
+    assert exc.value.code == "E_HTTP_BIND" and "--port" in exc.value.message
