@@ -361,11 +361,7 @@ class Engine:
         fills = max(0, len(self._fills) - keep_fills)
         if fills:
             del self._fills[:fills]
-        led = self.ledger
-        points = max(0, len(led._eq_ts) - keep_equity_points)  # the ledger's sample series (same length)
-        if points:
-            for series in (led._eq_ts, led._eq_e8, led._ex_e8):
-                del series[:points]
+        points = self.ledger.trim_samples(keep_equity_points)
         return {"records": records, "fills": fills, "equity_points": points}
 
     def settle(self) -> None:

@@ -708,6 +708,17 @@ class Ledger:
             peak_exposure_usd=usd(self.peak_exposure_exact()),
         )
 
+    def trim_samples(self, keep: int) -> int:
+        """Drop all but the last ``keep`` equity/exposure samples (a long-running driver
+        keeps a flat memory; the running totals are untouched).  Returns how many went."""
+        if keep < 0:
+            raise ValueError("keep must be >= 0")
+        drop = max(0, len(self._eq_ts) - keep)
+        if drop:
+            for series in (self._eq_ts, self._eq_e8, self._ex_e8):
+                del series[:drop]
+        return drop
+
     @property
     def equity_ts_ns(self) -> list[int]:
         """Grid times of the equity samples (a copy)."""

@@ -33,7 +33,6 @@ paper venue, which does not know them after a restart).
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -235,56 +234,17 @@ def restore_throttle(throttle: Throttle, payload: Any, cfg: ThrottleParams) -> N
 
 
 def allocator_payload(alloc: Allocator) -> dict[str, Any]:
-    """The allocator's smoothing state: previous weights and targets, last vols, the equity
-    high-water mark, the backoff ladder position and the last rebalance time."""
-    return {
-        "version": 1,
-        "weights": dict(sorted(alloc._weights.items())),
-        "targets_usd": dict(sorted(alloc._targets.items())),
-        "last_vol": dict(sorted(alloc._last_vol.items())),
-        "hwm_equity_usd": alloc.hwm_equity_usd,
-        "backoff_level": alloc.backoff_level,
-        "clean_ticks": alloc._clean,
-        "last_rebalance_ns": alloc._last_ns,
-    }
-
-
-def _num_map(obj: Any, name: str) -> dict[str, float]:
-    if not isinstance(obj, dict):
-        raise ValueError(f"{name} must be an object of symbol -> number")
-    out = {}
-    for k, v in obj.items():
-        if not isinstance(k, str) or isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
-            raise ValueError(f"{name}.{k}: must be a finite number >= 0")
-        out[k] = float(v)
-    return out
+    """The allocator's smoothing state (``Allocator.state``): previous weights and targets,
+    last vols, the equity high-water mark, the backoff ladder position and the last
+    rebalance time."""
+    return alloc.state()
 
 
 def restore_allocator(alloc: Allocator, payload: Any) -> None:
-    """Load ``allocator_payload`` output; the next ``due`` forces a rebalance (from the
-    restored targets, so smoothing continues where it stopped)."""
-    if not isinstance(payload, dict) or payload.get("version") != 1:
-        raise ValueError("allocator snapshot payload must be an object with version 1")
-    weights = _num_map(payload.get("weights", {}), "weights")
-    targets = _num_map(payload.get("targets_usd", {}), "targets_usd")
-    vols = _num_map(payload.get("last_vol", {}), "last_vol")
-    hwm = payload.get("hwm_equity_usd", 0.0)
-    level = payload.get("backoff_level", 0)
-    clean = payload.get("clean_ticks", 0)
-    last = payload.get("last_rebalance_ns")
-    if isinstance(hwm, bool) or not isinstance(hwm, (int, float)) or not math.isfinite(hwm) or hwm < 0:
-        raise ValueError("hwm_equity_usd must be a finite number >= 0")
-    for name, v in (("backoff_level", level), ("clean_ticks", clean)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise ValueError(f"{name} must be an integer >= 0")
-    if last is not None and (isinstance(last, bool) or not isinstance(last, int)):
-        raise ValueError("last_rebalance_ns must be an integer or null")
-    alloc._weights, alloc._targets, alloc._last_vol = weights, targets, vols
-    alloc._hwm = float(hwm)
-    alloc._level = min(level, len(alloc._steps) - 1)
-    alloc._clean = clean
-    alloc._last_ns = last
-    alloc._force = True
+    """Load ``allocator_payload`` output (``Allocator.restore``: all or nothing, ``ValueError``
+    on anything malformed); the next ``due`` forces a rebalance from the restored targets,
+    so smoothing continues where it stopped."""
+    alloc.restore(payload)
 
 
 def orders_payload(managers: Mapping[str, OrderManager], clock_ns: int) -> dict[str, Any]:

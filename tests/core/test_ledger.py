@@ -508,3 +508,21 @@ def test_a_long_random_session_reconciles_to_the_cent():
 def test_recompute_rounding_agrees_with_round_half_even(n, d):
     assert _half_even(F(n, d)) == round(F(n, d))
     assert _half_even(F(2 * n + 1, 2)) % 2 == 0  # ties go to even
+
+
+def test_trim_samples_keeps_the_last_points_and_the_totals() -> None:
+    from decimal import Decimal as D
+
+    from mmkit.core.instruments import Instrument as Inst
+    from mmkit.core.ledger import Ledger as L
+
+    led = L({"X": Inst("X", D("0.1"), D("0.001"))}, 1000)
+    led.mark_mid2("X", 2000, 0)
+    for i in range(10):
+        led.sample(i * 1_000_000_000)
+    n = len(led.equity_ts_ns)
+    assert led.trim_samples(3) == n - 3
+    assert len(led.equity_ts_ns) == len(led.equity_e8) == len(led.exposure_e8) == 3
+    assert led.equity_ts_ns[-1] == 9_000_000_000 and led.trim_samples(5) == 0
+    with pytest.raises(ValueError):
+        led.trim_samples(-1)

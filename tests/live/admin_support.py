@@ -117,7 +117,7 @@ class FakeService:
 
     def throttle_load(self, payload: dict[str, Any], actor: str) -> dict[str, Any]:
         if "backoff_ms" not in payload:
-            raise MmkitError("E_CTRL_INVALID_STRUCTURE", "throttle payload needs backoff_ms")
+            raise MmkitError("E_SNAPSHOT_INVALID_PAYLOAD", "throttle payload needs backoff_ms")
         self.throttle = dict(payload)
         return {"ok": True}
 
