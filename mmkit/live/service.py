@@ -83,6 +83,9 @@ SHUTDOWN_ROUNDS = 5
 DRIFT_SLEEP_S = 0.05
 BEAT_S = 1.0
 LATENCY_RING = 20_000
+SIM_RETENTION = 4096
+"""Finished client ids the paper venue remembers (duplicate detection): the order manager
+keeps the same number, and a bounded set keeps RSS flat over days."""
 HISTORY_FILLS = 1000
 SENT_AT_MAX = 100_000
 HISTORY_EQUITY_POINTS = 3600
@@ -185,7 +188,8 @@ class LiveService:
         self.scan: ReplayScan = scan_recording(self.data, fmt=options.fmt)
         bt = cfg.backtest
         self.clock_shift_ns = feed_clock_shift([self.scan.min_latency_ns], bt.feed_clock, bt.feed_clock_offset_ns)
-        sim = build_fillsim(cfg, self.scan.instruments, random.Random(options.seed), "queue_aware", None, None)
+        sim = build_fillsim(cfg, self.scan.instruments, random.Random(options.seed), "queue_aware", None, None,
+                            retention=SIM_RETENTION)
         self.venue = ReplayVenue(self.scan, sim, options.speed, options.loop,
                                  on_submit=self._on_submit, on_report=self._on_venue_report)
         self.engine: Engine = build_engine(cfg, self.scan.instruments, self.venue, self.clock_shift_ns,

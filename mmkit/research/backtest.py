@@ -9,6 +9,7 @@ recomputed), and every number in it is explained in docs/backtest.md.
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 import random
 from array import array
@@ -205,8 +206,10 @@ def _open_cache(path: str, fmt: str | None, symbol: str | None) -> Any:
 
 # ----------------------------------------------------------------------------- wiring
 def build_fillsim(cfg: Config, instruments: dict[str, Instrument], rng: random.Random, mode: str,
-                  queue_model: str | None, cal: CalibrationParams | None) -> FillSimulator:
-    """The simulated venue the config (and an optional calibration) describes."""
+                  queue_model: str | None, cal: CalibrationParams | None, retention: int | None = None) -> FillSimulator:
+    """The simulated venue the config (and an optional calibration) describes.  ``retention``
+    overrides how many finished client ids it remembers (a long-running service keeps it
+    small so memory stays flat)."""
     fs = cfg.fillsim
     qname = "optimistic" if mode == "optimistic" else (queue_model or fs.queue_model)
     try:
@@ -224,6 +227,8 @@ def build_fillsim(cfg: Config, instruments: dict[str, Instrument], rng: random.R
         fees = make_fee_model("flat", {"maker_bps": cfg.trading.maker_fee_bps, "taker_bps": cfg.trading.taker_fee_bps})
     except ModelError as exc:
         raise MmkitError("E_CFG_MODEL", str(exc)) from exc
+    if retention is not None:
+        params = dataclasses.replace(params, retention=retention)
     return FillSimulator(instruments, latency, queue, fees, rng, params)
 
 

@@ -46,8 +46,9 @@ __all__ = ["LOOP_GAP_NS", "ReplayBatch", "ReplayScan", "ReplayVenue", "parse_spe
 LOOP_GAP_NS = 1_000_000_000
 """Quiet time between the end of one loop and the start of the next (data time)."""
 
-MAX_BATCH = 256
-"""Events per batch at ``--speed max`` (the consumer yields to the event loop between batches)."""
+MAX_BATCH = 32
+"""Events per batch at ``--speed max``: the consumer yields to the event loop between batches,
+so a small batch keeps HTTP requests (each needs several loop turns) within a few ms."""
 
 IDLE_NS = 1_000_000_000
 """While no event is due for longer than this, the source yields an empty batch this often
