@@ -2,9 +2,7 @@
 one, and the whole-command wall time.
 
 The sweep: 20 trials of the fixed baseline (``bench/configs/baseline.yaml``;
-``strategy.fixed.half_spread_ticks`` 1..5 x ``strategy.fixed.skew_ticks`` 0, 0.25, 0.5, 0.75;
-skews of 1.0 and more crash the engine on the two-file recording: ``fills must be fed in
-time order``, the same with ``mmkit backtest run``)
+``strategy.fixed.half_spread_ticks`` 1..5 x ``strategy.fixed.skew_ticks`` 0, 0.25, 0.5, 0.75)
 over the real Binance USD-M BTCUSDT recording (fixtures/real/binance/usdm, the 0718 file
 and its 0719 continuation: about 72k events, 8 minutes).  ``--small`` uses the 0718 file
 alone (11k events).
