@@ -325,11 +325,7 @@ def run_backtest(req: BacktestRequest, progress: Any = None) -> BacktestOutcome:
     rng = random.Random(req.seed)
     venue = build_fillsim(cfg, instruments, rng, req.mode, req.queue_model, cal)
     engine = build_engine(cfg, instruments, venue, shift, interval, 0, req.trace)
-    events: Iterable[Any] = replay.events()
-    if progress is not None:
-        progress.set_total(n_events)
-        events = _with_progress(events, progress.advance)
-    result = engine.run(events)
+    result = engine.run(_tracked(replay.events(), n_events, progress))
     report, passed = build_report(req, cfg, result, kinds, n_events, min_latency, cal, replay.report)
     return BacktestOutcome(report, result, passed)
 
@@ -390,11 +386,7 @@ def run_backtest_on_events(req: BacktestRequest, events: Sequence[Any], instrume
     interval = bt.decision_interval_ms if req.decision_interval_ms is None else req.decision_interval_ms
     venue = build_fillsim(cfg, instruments, random.Random(req.seed), req.mode, req.queue_model, cal)
     engine = build_engine(cfg, instruments, venue, shift, interval, 0, req.trace)
-    stream: Iterable[Any] = events
-    if progress is not None:
-        progress.set_total(n_events)
-        stream = _with_progress(events, progress.advance)
-    result = engine.run(stream)
+    result = engine.run(_tracked(events, n_events, progress))
     report, passed = build_report(req, cfg, result, kinds, n_events, min_latency, cal, read_report)
     return BacktestOutcome(report, result, passed)
 
@@ -413,6 +405,17 @@ def check_request(req: BacktestRequest) -> None:
         if known.venue(req.venue) not in known.venues():
             raise MmkitError("E_DATA_UNKNOWN_VENUE", f"--venue {req.venue}: not a venue of the instrument registry; "
                              f"known: {', '.join(known.venues())}")
+
+
+def _tracked(events: Iterable[Any], n_events: int, progress: Any) -> Iterable[Any]:
+    """``events``, counted into ``progress`` when there is one to draw; a sink that says it
+    is disabled (``enabled = False``: not a TTY) adds nothing to the per-event path."""
+    if progress is None:
+        return events
+    progress.set_total(n_events)
+    if not getattr(progress, "enabled", True):
+        return events
+    return _with_progress(events, progress.advance)
 
 
 def _with_progress(events: Iterable[Any], progress: Callable[[int], None], step: int = 50_000) -> Iterator[Any]:

@@ -23,9 +23,10 @@ from typing import Any
 
 from mmkit import artifacts, log
 from mmkit.config import LoadedConfig, check_dotted_key
-from mmkit.errors import ConfigError, ControlFileError, MmkitError
+from mmkit.errors import ConfigError, MmkitError
 from mmkit.research.backtest import _cell, _table
 from mmkit.research.executors import Executor, Trial, TrialResult, TrialStore, trial_key
+from mmkit.research.inputs import read_input
 from mmkit.research.trials import TRIAL_FN, base_params, load_base_config, with_overrides
 
 METHODS = ("grid", "random")
@@ -57,12 +58,7 @@ def _flatten(node: Mapping[str, Any], prefix: str, out: dict[str, Any]) -> None:
 def read_grid(path: str) -> dict[str, Axis]:
     """The grid file as ``{dotted key: list | {min, max[, step]}}`` (nested mappings are
     flattened; a top-level ``grid:`` wrapper is accepted).  Shape errors: ``E_SWEEP_BAD_GRID``."""
-    try:
-        raw = artifacts.read_control_file(path, "yaml")
-    except ControlFileError as exc:
-        if exc.reason == "missing":
-            raise MmkitError("E_IO_MISSING", f"{path}: no such grid file") from exc
-        raise
+    raw = read_input(path, "yaml", "grid file")
     if raw is None:
         raw = {}
     if isinstance(raw, dict) and set(raw) == {"grid"} and isinstance(raw["grid"], dict):
@@ -293,12 +289,7 @@ def status(doc: Mapping[str, Any]) -> str:
 
 def read_sweep(path: str) -> dict[str, Any]:
     """A ``PARAM_SWEEP.json`` (a path or ``-``), checked enough to render or apply."""
-    try:
-        doc = artifacts.read_control_file(path, "json", max_bytes=SWEEP_MAX_BYTES)
-    except ControlFileError as exc:
-        if exc.reason == "missing":
-            raise MmkitError("E_IO_MISSING", f"{path}: no such file") from exc
-        raise MmkitError("E_SWEEP_INVALID", exc.message) from exc
+    doc = read_input(path, "json", "file", "E_SWEEP_INVALID", SWEEP_MAX_BYTES)
     return check_sweep(doc, "stdin" if path == "-" else path)
 
 

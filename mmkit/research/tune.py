@@ -26,8 +26,9 @@ import yaml
 import mmkit
 from mmkit import artifacts
 from mmkit.config import LoadedConfig, check_dotted_key, describe, load_config
-from mmkit.errors import ConfigError, ControlFileError, EXIT_GATE_FAILED, MmkitError
+from mmkit.errors import ConfigError, EXIT_GATE_FAILED, MmkitError
 from mmkit.research.backtest import _cell, _table
+from mmkit.research.inputs import read_input
 from mmkit.research.executors import Executor, Trial, TrialResult, TrialStore
 from mmkit.research.trials import TRIAL_FN, base_params, load_base_config, with_overrides
 
@@ -77,12 +78,7 @@ def render_overlay(overlay: Mapping[str, Any], header: Sequence[str]) -> str:
 
 def read_overlay(path: str) -> dict[str, Any]:
     """An overlay file as flat dotted keys (``{}`` for an empty file)."""
-    try:
-        data = artifacts.read_control_file(path, "yaml")
-    except ControlFileError as exc:
-        if exc.reason == "missing":
-            raise MmkitError("E_IO_MISSING", f"{path}: no such overlay file") from exc
-        raise
+    data = read_input(path, "yaml", "overlay file")
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -97,12 +93,7 @@ def read_source(path: str) -> dict[str, Any]:
     names no base config file, so ``--config`` is required with it."""
     from mmkit.research.sweep import SWEEP_MAX_BYTES, check_sweep
 
-    try:
-        doc = artifacts.read_control_file(path, "json", max_bytes=SWEEP_MAX_BYTES)
-    except ControlFileError as exc:
-        if exc.reason == "missing":
-            raise MmkitError("E_IO_MISSING", f"{path}: no such file") from exc
-        raise MmkitError("E_SWEEP_INVALID", exc.message) from exc
+    doc = read_input(path, "json", "file", "E_SWEEP_INVALID", SWEEP_MAX_BYTES)
     where = "stdin" if path == "-" else path
     if not (isinstance(doc, dict) and doc.get("schema") == "mmkit.champion/v1"):
         return check_sweep(doc, where)
@@ -256,12 +247,7 @@ def render_report_markdown(doc: Mapping[str, Any]) -> str:
 # ----------------------------------------------------------------------------- rollback
 def read_guard(path: str) -> dict[str, Any]:
     """A drift or regression guard report (shape in the module docstring)."""
-    try:
-        doc = artifacts.read_control_file(path, "json", max_bytes=16 << 20)
-    except ControlFileError as exc:
-        if exc.reason == "missing":
-            raise MmkitError("E_IO_MISSING", f"{path}: no such guard report") from exc
-        raise MmkitError("E_TUNE_BAD_GUARD", exc.message) from exc
+    doc = read_input(path, "json", "guard report", "E_TUNE_BAD_GUARD", 16 << 20)
     if not isinstance(doc, dict) or doc.get("verdict") not in ("PASS", "FAIL"):
         raise MmkitError("E_TUNE_BAD_GUARD", f"{path}: a guard report is a JSON object with \"verdict\": "
                                              "\"PASS\" or \"FAIL\" (docs/tune.md)")
