@@ -6,7 +6,9 @@ stream) is converted once to mmkit JSONL and to the cache in a temp folder; then
 of CPU time (``time.process_time``, best of ``--repeat``; wall time beside it):
 
 - each reader on the same data: Binance raw (gunzip, parse, sync and sequence checks),
-  mmkit JSONL (parse+normalize, target >= 300k events/s), cache (load, iterate as events);
+  mmkit JSONL (parse+normalize, target >= 300k events/s; the compiled scanner and the
+  pure-Python path, each on all events and on the trade and quote lines only), cache
+  (load, iterate as events);
 - book apply: every level of every book event into ``core.book.L2Book.apply_level``
   (target >= 1M updates/s), and whole events through ``L2Book.apply``;
 - cache write (events in memory -> file) and cache load (target >= 5M events/s: header and
@@ -44,7 +46,7 @@ from mmkit.core.events import BookDelta, BookSnapshot  # noqa: E402
 from mmkit.data.cache import load_cache, write_cache  # noqa: E402
 from mmkit.data.convert import convert  # noqa: E402
 from mmkit.data.inspect import inspect_files  # noqa: E402
-from mmkit.data.jsonl import JsonlReader  # noqa: E402
+from mmkit.data.jsonl import COMPILED, JsonlReader  # noqa: E402
 from mmkit.data.readers import open_events  # noqa: E402
 from mmkit.data.synth import generate, write_synth  # noqa: E402
 
@@ -130,9 +132,13 @@ def main() -> int:
               f"CPU time, best of {r}")
         # readers first, with no events held in memory (a big live heap would time the garbage collector)
         line("reader: binance raw (2 x .gz)", n, best_of(r, lambda: count(open_events(USDM))))
-        line("reader: mmkit JSONL, all events", n, best_of(r, lambda: count(JsonlReader(jsonl, venue="binance-usdm"))))
-        line("reader: mmkit JSONL, trades+quotes only", n_tq, best_of(r, lambda: count(JsonlReader(tq, venue="binance-usdm"))),
-             target="   target >= 300,000")
+        paths = [("compiled", True), ("pure Python", False)] if COMPILED else [("pure Python, not built", False)]
+        for label, compiled in paths:
+            line(f"reader: mmkit JSONL, all events ({label})", n,
+                 best_of(r, lambda: count(JsonlReader(jsonl, venue="binance-usdm", compiled=compiled))),
+                 target="   target >= 300,000")
+            line(f"reader: mmkit JSONL, trades+quotes ({label})", n_tq,
+                 best_of(r, lambda: count(JsonlReader(tq, venue="binance-usdm", compiled=compiled))))
         line("reader: cache (load + iterate as events)", n, best_of(r, lambda: count(load_cache(cache))))
         line("data inspect (binance raw, all statistics)", n, best_of(r, lambda: inspect_files(USDM)))
         line("data inspect (cache)", n, best_of(r, lambda: inspect_files([str(cache)])))
