@@ -1,11 +1,16 @@
-"""Build hook for the one compiled module (metadata lives in pyproject.toml).
+"""Build hook for the compiled modules (metadata lives in pyproject.toml).
 
-``mmkit.data._jsonlscan`` is the JSONL reader's fast path.  It is ``optional``: without a
-C compiler the install still succeeds and the reader uses its pure-Python path (same
-events, slower; ``mmkit.data.jsonl.NATIVE`` says which one is active).
+``mmkit.data._jsonlscan`` is the JSONL reader's fast path, ``mmkit.core._levels`` the inner
+loop of ``L2Book.apply_levels``.  Both are ``optional``: without a C compiler the install
+still succeeds and mmkit uses the pure-Python paths (same results, slower; see
+``mmkit.compiled``).
 """
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("mmkit.data._jsonlscan", ["mmkit/data/_jsonlscan.c"], optional=True,
-                             extra_compile_args=["-O2", "-std=c99"])])
+FLAGS = ["-O2", "-std=c99"]
+
+setup(ext_modules=[
+    Extension("mmkit.data._jsonlscan", ["mmkit/data/_jsonlscan.c"], optional=True, extra_compile_args=FLAGS),
+    Extension("mmkit.core._levels", ["mmkit/core/_levels.c"], optional=True, extra_compile_args=FLAGS),
+])

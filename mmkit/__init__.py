@@ -6,3 +6,7 @@ The package is layered (see docs/architecture in DESIGN): ``core`` is the pure d
 """
 
 __version__ = "0.1.0"
+
+from mmkit import compiled as _compiled  # noqa: E402 - applies MMKIT_PURE_PYTHON to the compiled paths
+
+_compiled.apply_environment()

@@ -45,6 +45,26 @@ ASK = -1
 
 _HEAP_SLACK = 64
 
+try:  # the compiled inner loop of ``apply_levels`` (setup.py builds it; optional)
+    from mmkit.core._levels import apply_side as _compiled_apply_side
+    from mmkit.core._levels import first_negative as _compiled_first_negative
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _compiled_apply_side = _compiled_first_negative = None
+
+_apply_side = _compiled_apply_side
+_first_negative = _compiled_first_negative
+
+
+def use_compiled(flag: bool) -> bool:
+    """Turn the compiled ``apply_levels`` loop on or off for this process (on by default
+    when it is built; ``mmkit`` turns it off when ``MMKIT_PURE_PYTHON=1``).  Both loops
+    have the same effects on the same data (tests/core/test_book.py runs on both).
+    Returns whether the compiled loop is now active."""
+    global _apply_side, _first_negative
+    _apply_side = _compiled_apply_side if flag else None
+    _first_negative = _compiled_first_negative if flag else None
+    return _apply_side is not None
+
 
 class L2Book:
     """Price-level book for one symbol.
@@ -130,9 +150,15 @@ class L2Book:
         """
         bids = tuple(bids)
         asks = tuple(asks)
-        for _px, qty in bids + asks:
-            if qty < 0:
-                raise ValueError(f"{self.symbol}: negative size {qty} at {_px}")
+        check = _first_negative
+        if check is not None:
+            bad = check(bids, asks)
+            if bad is not None:
+                raise ValueError(f"{self.symbol}: negative size {bad[1]} at {bad[0][0]}")
+        else:
+            for _px, qty in bids + asks:
+                if qty < 0:
+                    raise ValueError(f"{self.symbol}: negative size {qty} at {_px}")
         if bids:
             self.apply_levels(BID, bids)
         if asks:
@@ -142,6 +168,16 @@ class L2Book:
         """``apply_level(side, px, qty)`` for each level in order, with the same effects
         (a negative size raises when reached), without a method call per level: the
         hot path of both books (the strategy's and the fill simulator's)."""
+        fast = _apply_side
+        if fast is not None:
+            if side > 0:
+                self.best_bid, self._bid_heap, n, bad = fast(self.bids, self._bid_heap, levels, True, self.best_bid)
+            else:
+                self.best_ask, self._ask_heap, n, bad = fast(self.asks, self._ask_heap, levels, False, self.best_ask)
+            self.updates += n
+            if bad is not None:
+                raise ValueError(f"{self.symbol}: negative size {bad[1]} at {bad[0]}")
+            return
         n = 0  # levels applied, added to ``updates`` once (also when a negative size stops it)
         try:
             if side > 0:

@@ -90,6 +90,8 @@ PAYLOAD = {
 }
 """What payload columns a, b, c, d hold for each kind (also written into the header)."""
 SPILL_ROWS = 1 << 18
+_DONTNEED = getattr(mmap, "MADV_DONTNEED", None)  # Linux and most Unixes; elsewhere pages are not dropped early
+_PAGE = mmap.PAGESIZE
 _ITER_CHUNK = 1 << 16
 _MAX_SYMBOLS = 1 << 16
 
@@ -347,8 +349,10 @@ class EventCache:
         view = memoryview(buffer)
         self._views = [view]
         self.columns: dict[str, memoryview] = {}
+        self._spans: dict[str, tuple[int, int]] = {}  # column -> (file offset, item size), for dropping pages
         for col in header["columns"]:
             start = data_start + col["offset"]
+            self._spans[col["name"]] = (start, array(col["type"]).itemsize)
             raw = view[start : start + col["nbytes"]]
             if sys.byteorder != "little":  # pragma: no cover
                 swapped = array(col["type"], raw.tobytes())
@@ -386,6 +390,27 @@ class EventCache:
             self._mapped = None
         self._buffer = None
 
+    def drop_pages(self, rows: int | None = None, levels: int | None = None) -> None:
+        """Let the OS reclaim the mapped pages of event rows ``< rows`` and level rows
+        ``< levels`` (None: all of them).  The data stays readable: a page touched again is
+        read back from the file.  Why: mapped pages count in the process's RSS until
+        unmapped, so a pass over a multi-GB cache would otherwise grow to the file's size;
+        ``iter_events`` drops what it has consumed as it goes, which keeps a backtest's
+        memory flat in the number of events.  A no-op for a cache read into memory."""
+        mapped = self._mapped
+        if mapped is None or _DONTNEED is None:
+            return
+        for name, (start, size) in self._spans.items():
+            is_level = name.startswith("level_")
+            count = self.n_levels if is_level else self.n_events
+            limit = levels if is_level else rows
+            upto = count if limit is None else min(count, limit)
+            lo = start - start % _PAGE
+            hi = start + upto * size
+            hi -= hi % _PAGE
+            if hi > lo:
+                mapped.madvise(_DONTNEED, lo, hi - lo)
+
     def instrument(self, symbol: str) -> Instrument:
         for inst in self.instruments:
             if inst.symbol == symbol:
@@ -411,8 +436,12 @@ class EventCache:
         symbols = self.symbols
         lpx, lqty = self.level_px, self.level_qty
         cols = (self.kind, self.sym, self.ts, self.recv_ts, self.a, self.b, self.c, self.d)
+        drop = self._mapped is not None and stop - start > _ITER_CHUNK
+        levels_done = 0  # level rows of the book events yielded so far end here
         for lo in range(start, stop, _ITER_CHUNK):
             hi = min(lo + _ITER_CHUNK, stop)
+            if drop and lo > start:  # the previous chunk is consumed: release its pages (flat RSS)
+                self.drop_pages(lo, levels_done)
             for k, s, ts, rts, a, b, c, d in zip(*(col[lo:hi].tolist() for col in cols)):
                 if k == K_QUOTE:
                     yield make_quote(ts, rts, symbols[s], a, b, c, d)
@@ -420,7 +449,7 @@ class EventCache:
                     yield make_trade(ts, rts, symbols[s], a, b, c)
                 elif k == K_DELTA or k == K_SNAPSHOT:
                     mid = a + b
-                    end = mid + c
+                    end = levels_done = mid + c
                     bids = tuple(zip(lpx[a:mid].tolist(), lqty[a:mid].tolist()))
                     asks = tuple(zip(lpx[mid:end].tolist(), lqty[mid:end].tolist()))
                     make = make_book_delta if k == K_DELTA else make_book_snapshot

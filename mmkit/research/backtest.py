@@ -54,6 +54,7 @@ from mmkit.data.readers import ON_ERROR_CHOICES, ReadReport, open_events, regist
 from mmkit.errors import EXIT_USAGE, MmkitError
 
 MODES = ("queue_aware", "optimistic")
+_SCAN_CHUNK = 1 << 20  # cache rows per step of the feed-clock pre-pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,15 +146,23 @@ class _Replay:
         (symbols in order of first appearance, as the generic reader registers them)."""
         cache = self._cache
         n = cache.n_events
-        codes = cache.kind.tobytes()
         kinds: Counter[str] = Counter()
-        for code, name in enumerate(CACHE_KINDS):
-            count = codes.count(bytes((code,)))
-            if count:
-                kinds[name] = count
+        lo: int | None = None
+        order: list[int] = []  # symbol ids in order of first appearance
+        for start in range(0, n, _SCAN_CHUNK):  # chunked, dropping mapped pages behind: flat RSS
+            stop = min(n, start + _SCAN_CHUNK)
+            codes = cache.kind[start:stop].tobytes()
+            for code, name in enumerate(CACHE_KINDS):
+                count = codes.count(bytes((code,)))
+                if count:
+                    kinds[name] += count
+            low = min(map(operator.sub, cache.recv_ts[start:stop], cache.ts[start:stop]))
+            lo = low if lo is None or low < lo else lo
+            sym = array("H", cache.sym[start:stop])
+            order += [sid for sid in sorted(set(sym), key=sym.index) if sid not in order]
+            cache.drop_pages(stop, 0)
         if sum(kinds.values()) != n:
             raise MmkitError("E_CACHE_CORRUPT", f"{cache.path}: unknown event kind codes in the kind column")
-        lo = min(map(operator.sub, cache.recv_ts, cache.ts), default=0)
         report = ReadReport(on_error=self.req.on_error)
         src = report.add(cache.path, "cache")
         src.recv_clock = "stored"
@@ -161,13 +170,12 @@ class _Replay:
         src.seq_gaps = kinds.get("seq_gap", 0)
         if n:
             src.first_ts, src.last_ts = cache.ts[0], cache.ts[n - 1]
-        sym = array("H", cache.sym)
-        for sid in sorted(set(sym), key=sym.index):
+        for sid in order:
             inst = cache.instruments[sid]
             report.register(inst)
             src.symbols.add(inst.symbol)
         self.report, self.instruments = report, dict(report.instruments)
-        return lo, n, kinds
+        return lo or 0, n, kinds
 
     def _iter(self) -> Iterator[Any]:
         if self._cache is not None:

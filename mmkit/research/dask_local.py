@@ -183,3 +183,18 @@ class LocalDaskCluster:
                     pass
                 self.kill(proc, signal.SIGKILL)
                 proc.wait()
+        self._reap_stragglers(grace)
+
+    def _reap_stragglers(self, grace: float) -> None:
+        """Wait (at most ``grace`` s) until no process ever seen in the cluster runs: a
+        nanny's child may outlive its group leader by a few ms after the group's SIGKILL
+        (delivery is asynchronous; the signal has reached it), and ``close`` promises
+        nothing is left."""
+        try:
+            left = self.alive()
+        except ImportError:  # psutil missing: the group kills above are all we can do
+            return
+        deadline = time.monotonic() + grace
+        while left and time.monotonic() < deadline:  # no kill by bare pid: it could be reused
+            time.sleep(0.02)
+            left = self.alive()

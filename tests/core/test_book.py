@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mmkit.core import book as book_module
 from mmkit.core.book import ASK, BID, L2Book
 from mmkit.core.events import BUY, SELL, BookDelta, BookSnapshot, Quote, SeqGap, Trade
 from mmkit.core.instruments import Instrument
@@ -16,6 +17,17 @@ from mmkit.core.instruments import Instrument
 SPOT = Instrument("BTCUSDT", Decimal("0.01"), Decimal("0.00001"), venue="binance-spot")
 COINM = Instrument("BTCUSD_PERP", Decimal("0.1"), Decimal("1"), contract_multiplier=Decimal("100"), inverse=True,
                    venue="binance-coinm")
+
+
+@pytest.fixture(autouse=True, params=["compiled", "pure"])
+def loop(request):
+    """Every test runs with the compiled ``apply_levels`` loop (when built) and the pure one."""
+    if request.param == "compiled" and book_module._compiled_apply_side is None:
+        pytest.skip("mmkit.core._levels is not built (no C compiler at install time)")
+    before = book_module._apply_side is not None
+    book_module.use_compiled(request.param == "compiled")
+    yield request.param
+    book_module.use_compiled(before)
 
 
 def book_with(bids, asks, inst=SPOT) -> L2Book:
@@ -260,3 +272,47 @@ def test_book_matches_naive_model(operations):
         for px in (90, 110, 130):
             assert book.size_at(BID, px) == model.bids.get(px, 0)
             assert book.size_at(ASK, px) == model.asks.get(px, 0)
+
+
+delta_op = st.tuples(st.sampled_from([BID, ASK]), st.lists(st.tuples(prices, st.integers(min_value=-1, max_value=4)),
+                                                             max_size=12))
+
+
+def _state(book: L2Book) -> tuple:
+    return (dict(book.bids), dict(book.asks), book.best_bid, book.best_ask, book.updates, list(book._bid_heap),
+            list(book._ask_heap))
+
+
+@pytest.mark.skipif(book_module._compiled_apply_side is None, reason="mmkit.core._levels is not built")
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(delta_op, delta_op, delta_op, snap_op), max_size=120))
+def test_compiled_apply_levels_leaves_the_exact_state_of_the_pure_loop(operations):
+    """Same dicts, best prices, counters and heap lists (stale entries and rebuilds included),
+    and the same error at the same level for a negative size."""
+    books = {True: L2Book("X"), False: L2Book("X")}
+    for op in operations:
+        errors = {}
+        for compiled, book in books.items():
+            book_module.use_compiled(compiled)
+            try:
+                if op[0] == "snapshot":
+                    book.apply_snapshot(list(dict(op[1]).items()), list(dict(op[2]).items()))
+                else:
+                    book.apply_levels(op[0], op[1])
+            except ValueError as exc:
+                errors[compiled] = str(exc)
+        assert errors.get(True) == errors.get(False)
+        assert _state(books[True]) == _state(books[False])
+
+
+@pytest.mark.skipif(book_module._compiled_apply_side is None, reason="mmkit.core._levels is not built")
+def test_compiled_loop_heap_rebuild_and_best_after_churn():
+    """Past 2 * levels + 64 heap entries the compiled loop rebuilds the heap like the pure one."""
+    books = {True: L2Book("X"), False: L2Book("X")}
+    for compiled, book in books.items():
+        book_module.use_compiled(compiled)
+        for i in range(5_000):
+            book.apply_levels(BID, [(1_000 + (i % 97), 0 if i % 3 else 5), (900 + i % 11, i % 2)])
+            book.apply_levels(ASK, [(2_000 + (i % 89), 0 if i % 2 else 1)])
+    assert _state(books[True]) == _state(books[False])
+    assert len(books[True]._bid_heap) <= 2 * len(books[True].bids) + 65

@@ -249,3 +249,53 @@ def test_inverse_instrument_header_round_trip(tmp_path):
     write_cache(path, [Trade(1, 2, "XBTUSD", BUY, 17063, 2152)], {"XBTUSD": inst})
     with load_cache(path) as cache:
         assert cache.instruments == (inst,)
+
+
+def _mapped_rss_kib(path) -> int | None:
+    """Resident KiB of this process's mappings of ``path`` (Linux /proc/self/smaps), or None."""
+    try:
+        text = open("/proc/self/smaps").read()
+    except OSError:
+        return None
+    total, inside = 0, False
+    for line in text.splitlines():
+        head = line.split()
+        if head and "-" in head[0] and len(head) >= 5:  # a mapping header line
+            inside = line.endswith(str(path))
+        elif inside and line.startswith("Rss:"):
+            total += int(head[1])
+    return total
+
+
+def test_iterating_a_mapped_cache_drops_the_pages_behind_it(tmp_path):
+    """Mapped pages count in RSS until unmapped; iter_events releases the consumed ones, so a
+    pass over a cache many times the size of memory stays flat.  The events stay exact."""
+    from mmkit.data.synth import SYNTH_SYMBOL, generate, synth_instrument
+
+    path = tmp_path / "big.mmc"
+    events = list(generate(3, 4 * mc._ITER_CHUNK))
+    write_cache(path, events, {SYNTH_SYMBOL: synth_instrument()})
+    size_kib = path.stat().st_size // 1024
+    with load_cache(path) as cache:
+        if _mapped_rss_kib(path) is None or mc._DONTNEED is None:
+            pytest.skip("needs /proc/self/smaps and madvise(MADV_DONTNEED)")
+        seen = 0
+        for i, ev in enumerate(cache.iter_events()):
+            assert ev == events[i]
+            seen += 1
+        resident = _mapped_rss_kib(path)
+        assert seen == len(events)
+        # at most the last chunk (plus partial pages) stays resident, not the whole file
+        assert resident < size_kib / 2, (resident, size_kib)
+        cache.drop_pages()
+        assert _mapped_rss_kib(path) <= 8  # everything released ...
+        assert list(cache.iter_events(0, 3)) == events[:3]  # ... and still readable from the file
+        assert list(cache.iter_events(len(events) - 2)) == events[-2:]
+
+
+def test_drop_pages_is_a_no_op_for_a_cache_read_into_memory(tmp_path):
+    path = tmp_path / "c.mmc"
+    write_cache(path, MIXED, PINNED)
+    with load_cache(path, use_mmap=False) as cache:
+        cache.drop_pages()
+        assert list(cache) == MIXED

@@ -1,0 +1,39 @@
+"""Which compiled fast paths are built and active.
+
+mmkit has two optional C modules, built by ``setup.py`` when a C compiler is present:
+the JSONL reader's scanner (``mmkit.data._jsonlscan``) and the inner loop of
+``L2Book.apply_levels`` (``mmkit.core._levels``).  Each has a pure-Python twin with the
+same results, which is what runs when a module is not built or when the environment sets
+``MMKIT_PURE_PYTHON=1`` (read when ``mmkit`` is imported for the book; per reader for
+JSONL).  ``status()`` says what is in use (docs/data.md shows the one-liner).
+"""
+
+from __future__ import annotations
+
+import os
+
+ENV = "MMKIT_PURE_PYTHON"
+
+
+def pure_python_forced() -> bool:
+    """True when ``MMKIT_PURE_PYTHON`` is set to anything but empty or ``0``."""
+    return os.environ.get(ENV, "") not in ("", "0")
+
+
+def apply_environment() -> None:
+    """Switch the book's compiled loop off when the environment forces pure Python."""
+    from mmkit.core import book
+
+    book.use_compiled(not pure_python_forced())
+
+
+def status() -> dict[str, dict[str, bool]]:
+    """``{module: {"built": ..., "active": ...}}`` for each compiled fast path."""
+    from mmkit.core import book
+    from mmkit.data import jsonl
+
+    forced = pure_python_forced()
+    return {
+        "book_levels": {"built": book._compiled_apply_side is not None, "active": book._apply_side is not None},
+        "jsonl_scanner": {"built": jsonl.COMPILED, "active": jsonl.COMPILED and not forced},
+    }
