@@ -1,9 +1,9 @@
 """Build hook for the compiled modules (metadata lives in pyproject.toml).
 
 ``mmkit.data._jsonlscan`` is the JSONL reader's fast path, ``mmkit.core._levels`` the inner
-loop of ``L2Book.apply_levels``.  Both are ``optional``: without a C compiler the install
-still succeeds and mmkit uses the pure-Python paths (same results, slower; see
-``mmkit.compiled``).
+loop of ``L2Book.apply_levels``, ``mmkit.data._cacheiter`` rebuilds cache rows as events.
+All are ``optional``: without a C compiler the install still succeeds and mmkit uses the
+pure-Python paths (same results, slower; see ``mmkit.compiled``).
 """
 
 from setuptools import Extension, setup
@@ -13,4 +13,5 @@ FLAGS = ["-O2", "-std=c99"]
 setup(ext_modules=[
     Extension("mmkit.data._jsonlscan", ["mmkit/data/_jsonlscan.c"], optional=True, extra_compile_args=FLAGS),
     Extension("mmkit.core._levels", ["mmkit/core/_levels.c"], optional=True, extra_compile_args=FLAGS),
+    Extension("mmkit.data._cacheiter", ["mmkit/data/_cacheiter.c"], optional=True, extra_compile_args=FLAGS),
 ])

@@ -1,11 +1,11 @@
 """Which compiled fast paths are built and active.
 
-mmkit has two optional C modules, built by ``setup.py`` when a C compiler is present:
-the JSONL reader's scanner (``mmkit.data._jsonlscan``) and the inner loop of
-``L2Book.apply_levels`` (``mmkit.core._levels``).  Each has a pure-Python twin with the
-same results, which is what runs when a module is not built or when the environment sets
-``MMKIT_PURE_PYTHON=1`` (read when ``mmkit`` is imported for the book; per reader for
-JSONL).  ``status()`` says what is in use (docs/data.md shows the one-liner).
+mmkit has three optional C modules, built by ``setup.py`` when a C compiler is present:
+the JSONL reader's scanner (``mmkit.data._jsonlscan``), the inner loop of
+``L2Book.apply_levels`` (``mmkit.core._levels``) and the cache's row -> event builder
+(``mmkit.data._cacheiter``).  Each has a pure-Python twin with the same results, which is
+what runs when a module is not built or when the environment sets ``MMKIT_PURE_PYTHON=1``
+(read when ``mmkit`` is imported for the book; per reader or iteration for the others).  ``status()`` says what is in use (docs/data.md shows the one-liner).
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ def apply_environment() -> None:
 def status() -> dict[str, dict[str, bool]]:
     """``{module: {"built": ..., "active": ...}}`` for each compiled fast path."""
     from mmkit.core import book
-    from mmkit.data import jsonl
+    from mmkit.data import cache, jsonl
 
     forced = pure_python_forced()
     return {
         "book_levels": {"built": book._compiled_apply_side is not None, "active": book._apply_side is not None},
+        "cache_rows": {"built": cache.COMPILED, "active": cache.COMPILED and not forced},
         "jsonl_scanner": {"built": jsonl.COMPILED, "active": jsonl.COMPILED and not forced},
     }

@@ -33,8 +33,12 @@ MIXED = EXPECTED + [
 ]
 
 
-@pytest.fixture(autouse=True)
-def no_user_registry(monkeypatch):
+@pytest.fixture(autouse=True, params=["compiled", "pure"])
+def no_user_registry(monkeypatch, request):
+    """Every test runs with the compiled row builder (when built) and the pure-Python one."""
+    if request.param == "compiled" and not mc.COMPILED:
+        pytest.skip("mmkit.data._cacheiter is not built (no C compiler at install time)")
+    monkeypatch.setenv("MMKIT_PURE_PYTHON", "1" if request.param == "pure" else "0")
     monkeypatch.delenv("MMKIT_INSTRUMENTS", raising=False)
 
 
@@ -233,6 +237,37 @@ def test_truncated_and_corrupted_files(tmp_path):
     assert err.value.code == "E_CACHE_CORRUPT"
 
 
+def _patched(tmp_path, column: str, row: int, value: int):
+    """A copy of a MIXED cache with one cell of an event column overwritten (no re-hash)."""
+    good = tmp_path / "good.mmc"
+    header = write_cache(good, MIXED, PINNED)
+    blob = bytearray(good.read_bytes())
+    data_start = 16 + struct.unpack_from("<I", blob, 12)[0]
+    col = next(c for c in header["columns"] if c["name"] == column)
+    fmt = "<" + col["type"]
+    struct.pack_into(fmt, blob, data_start + col["offset"] + row * struct.calcsize(fmt), value)
+    bad = tmp_path / "bad.mmc"
+    bad.write_bytes(bytes(blob))
+    return bad
+
+
+@pytest.mark.parametrize(("column", "value", "needle"), [
+    ("kind", 9, "unknown event kind code 9 at row 4"),
+    ("sym", 7, "symbol index 7 at row 4, the header lists 2 instruments"),
+    ("a", 10**6, "book levels 1000000+"),  # row 0 is a snapshot: its first level row, far outside
+    ("c", -1, "fall outside"),
+])
+def test_a_row_that_cannot_be_an_event_stops_iteration_with_its_position(tmp_path, column, value, needle):
+    row = 0 if column in ("a", "c") else 4
+    bad = _patched(tmp_path, column, row, value)
+    seen = []
+    with load_cache(bad) as cache, pytest.raises(MmkitError) as err:
+        for ev in cache:
+            seen.append(ev)
+    assert err.value.code == "E_CACHE_CORRUPT" and needle in err.value.message and "rebuild" in err.value.message
+    assert seen == MIXED[:row]  # every row before the bad one came out, exactly
+
+
 def test_close_releases_the_mapping_even_with_views_held(tmp_path):
     path = tmp_path / "c.mmc"
     write_cache(path, MIXED, PINNED)
@@ -299,3 +334,24 @@ def test_drop_pages_is_a_no_op_for_a_cache_read_into_memory(tmp_path):
     with load_cache(path, use_mmap=False) as cache:
         cache.drop_pages()
         assert list(cache) == MIXED
+
+
+def test_compiled_and_pure_builders_agree_on_the_real_usdm_pair(tmp_path, monkeypatch):
+    """The whole real recording (72k events, 44-level depth updates) through both builders."""
+    from mmkit.data.readers import open_events
+
+    if not mc.COMPILED:
+        pytest.skip("mmkit.data._cacheiter is not built")
+    usdm = [str(ROOT / "fixtures/real/binance/usdm/btcusdt_20240718.gz"),
+            str(ROOT / "fixtures/real/binance/usdm/btcusdt_20240719.gz")]
+    stream = open_events(usdm, venue="binance-usdm")
+    events = list(stream)
+    path = tmp_path / "usdm.mmc"
+    write_cache(path, events, dict(stream.instruments))
+    got = {}
+    for flag in ("0", "1"):
+        monkeypatch.setenv("MMKIT_PURE_PYTHON", flag)
+        with load_cache(path) as cache:
+            got[flag] = list(cache)
+    assert got["0"] == got["1"] == events
+    assert [type(e) for e in got["0"]] == [type(e) for e in events]
