@@ -9,9 +9,12 @@ pure-Python paths (same results, slower; see ``mmkit.compiled``).
 from setuptools import Extension, setup
 
 FLAGS = ["-O2", "-std=c99"]
+COMMON = ["mmkit/_ccommon.h"]  # shared helpers: a change rebuilds the modules that include it
 
 setup(ext_modules=[
-    Extension("mmkit.data._jsonlscan", ["mmkit/data/_jsonlscan.c"], optional=True, extra_compile_args=FLAGS),
+    Extension("mmkit.data._jsonlscan", ["mmkit/data/_jsonlscan.c"], depends=COMMON, optional=True,
+              extra_compile_args=FLAGS),
     Extension("mmkit.core._levels", ["mmkit/core/_levels.c"], optional=True, extra_compile_args=FLAGS),
-    Extension("mmkit.data._cacheiter", ["mmkit/data/_cacheiter.c"], optional=True, extra_compile_args=FLAGS),
+    Extension("mmkit.data._cacheiter", ["mmkit/data/_cacheiter.c"], depends=COMMON, optional=True,
+              extra_compile_args=FLAGS),
 ])

@@ -16,8 +16,7 @@ build(cols, levels, lo, hi, symbols, makers) -> (events, bad_row, levels_end)
   the caller raises E_CACHE_CORRUPT there.  levels_end is the level row after the last
   book event built (-1 when none was): the caller drops mapped pages up to it. */
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "../_ccommon.h"
 #include <stdint.h>
 
 enum { K_SNAPSHOT = 0, K_DELTA = 1, K_TRADE = 2, K_QUOTE = 3, K_SEQ_GAP = 4 };
@@ -49,17 +48,6 @@ static PyObject *levels_tuple(const int64_t *px, const int64_t *qty, Py_ssize_t 
     return tup;
 }
 
-static PyObject *call(PyObject *make, PyObject **args, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        if (args[i] == NULL) {
-            for (size_t j = 0; j < n; j++) Py_XDECREF(args[j]);
-            return NULL;
-        }
-    }
-    PyObject *ev = PyObject_Vectorcall(make, args, n, NULL);
-    for (size_t i = 0; i < n; i++) Py_DECREF(args[i]);
-    return ev;
-}
 
 static PyObject *build(PyObject *module, PyObject *args) {
     (void)module;
@@ -116,12 +104,12 @@ static PyObject *build(PyObject *module, PyObject *args) {
             Py_INCREF(symbol);
             PyObject *args7[7] = {PyLong_FromLongLong(ts[i]), PyLong_FromLongLong(rts[i]), symbol, PyLong_FromLongLong(a[i]),
                                   PyLong_FromLongLong(b[i]), PyLong_FromLongLong(c[i]), PyLong_FromLongLong(d[i])};
-            ev = call(PyTuple_GET_ITEM(makers, 3), args7, 7);
+            ev = mm_call_builder(PyTuple_GET_ITEM(makers, 3), args7, 7);
         } else if (k == K_TRADE) {
             Py_INCREF(symbol);
             PyObject *args6[6] = {PyLong_FromLongLong(ts[i]), PyLong_FromLongLong(rts[i]), symbol, PyLong_FromLongLong(a[i]),
                                   PyLong_FromLongLong(b[i]), PyLong_FromLongLong(c[i])};
-            ev = call(PyTuple_GET_ITEM(makers, 2), args6, 6);
+            ev = mm_call_builder(PyTuple_GET_ITEM(makers, 2), args6, 6);
         } else if (k == K_DELTA || k == K_SNAPSHOT) {
             int64_t first = a[i], nb = b[i], na = c[i];
             if (first < 0 || nb < 0 || na < 0 || first > nlevels || nb > nlevels - first || na > nlevels - first - nb) {
@@ -133,12 +121,12 @@ static PyObject *build(PyObject *module, PyObject *args) {
             PyObject *asks = bids ? levels_tuple(lpx, lqty, (Py_ssize_t)(first + nb), (Py_ssize_t)na) : NULL;
             Py_INCREF(symbol);
             PyObject *args5[5] = {PyLong_FromLongLong(ts[i]), PyLong_FromLongLong(rts[i]), symbol, bids, asks};
-            ev = call(PyTuple_GET_ITEM(makers, k == K_DELTA ? 1 : 0), args5, 5);
+            ev = mm_call_builder(PyTuple_GET_ITEM(makers, k == K_DELTA ? 1 : 0), args5, 5);
         } else if (k == K_SEQ_GAP) {
             Py_INCREF(symbol);
             PyObject *args5[5] = {PyLong_FromLongLong(ts[i]), PyLong_FromLongLong(rts[i]), symbol, PyLong_FromLongLong(a[i]),
                                   PyLong_FromLongLong(b[i])};
-            ev = call(PyTuple_GET_ITEM(makers, 4), args5, 5);
+            ev = mm_call_builder(PyTuple_GET_ITEM(makers, 4), args5, 5);
         } else {
             bad = i;
             break;

@@ -17,10 +17,9 @@ Contract (what makes it safe to have two parsers): Scanner.scan(line) returns
     negative values, huge numbers, an unsupported instrument): the caller's general
     json.loads path then produces the event or the exact error message.
 It never raises for bad input and never guesses; per-symbol time order stays with the
-caller.  tests/data/test_jsonl_native.py checks that both paths give identical events. */
+caller.  tests/data/test_jsonl_compiled.py checks that both paths give identical events. */
 
-#define PY_SSIZE_T_CLEAN
-#include <Python.h>
+#include "../_ccommon.h"
 #include <stdint.h>
 #include <string.h>
 
@@ -185,17 +184,6 @@ static Sym *find_sym(Scanner *self, Span name) {
 
 /* ------------------------------------------------------------------ building */
 
-static PyObject *call_builder(PyObject *make, PyObject **args, size_t n) {
-    for (size_t i = 0; i < n; i++) {
-        if (args[i] == NULL) {
-            for (size_t j = 0; j < n; j++) Py_XDECREF(args[j]);
-            return NULL;
-        }
-    }
-    PyObject *ev = PyObject_Vectorcall(make, args, n, NULL);
-    for (size_t i = 0; i < n; i++) Py_DECREF(args[i]);
-    return ev;
-}
 
 /* Level spans [start, start + 2*count) -> tuple of (px, qty) int tuples; NULL+no error
    when a value falls back, NULL+error on memory failure. */
@@ -273,7 +261,7 @@ static PyObject *scan_quote(Scanner *self, const char *p, const char *end) {
     Py_INCREF(sym->symbol);
     PyObject *args[7] = {PyLong_FromLongLong(ts), PyLong_FromLongLong(rts), sym->symbol, PyLong_FromLongLong(v[0]),
                          PyLong_FromLongLong(v[1]), PyLong_FromLongLong(v[2]), PyLong_FromLongLong(v[3])};
-    return call_builder(self->make_quote, args, 7);
+    return mm_call_builder(self->make_quote, args, 7);
 }
 
 static PyObject *scan_trade(Scanner *self, const char *p, const char *end) {
@@ -301,7 +289,7 @@ static PyObject *scan_trade(Scanner *self, const char *p, const char *end) {
     Py_INCREF(side);
     PyObject *args[6] = {PyLong_FromLongLong(ts), PyLong_FromLongLong(rts), sym->symbol, side, PyLong_FromLongLong(px),
                          PyLong_FromLongLong(q)};
-    return call_builder(self->make_trade, args, 6);
+    return mm_call_builder(self->make_trade, args, 6);
 }
 
 static PyObject *scan_book(Scanner *self, const char *p, const char *end) {
@@ -343,7 +331,7 @@ static PyObject *scan_book(Scanner *self, const char *p, const char *end) {
     }
     Py_INCREF(sym->symbol);
     PyObject *args[5] = {PyLong_FromLongLong(ts), PyLong_FromLongLong(rts), sym->symbol, bids, asks};
-    return call_builder(make, args, 5);
+    return mm_call_builder(make, args, 5);
 }
 
 /* ------------------------------------------------------------------ the type */
