@@ -1,4 +1,4 @@
-/* mmkit.core._levels: the compiled inner loop of L2Book.apply_levels.
+/* mmkit.core._levels: the compiled inner loops of L2Book.apply_levels and apply_delta.
 
 Why: every depth update of a backtest is applied twice (the fill simulator's exchange-time
 book and the strategy's local book), a real Binance USD-M depth update carries ~44 levels,
@@ -13,7 +13,10 @@ apply_side(book, heap, levels, is_bid, best) -> (best, heap, applied, bad)
   exceeds 2 * levels + 64 entries, deleting the best level pops stale heap entries until a
   live price surfaces.  Stops at the first negative size and returns it as bad = (px, qty)
   (the caller raises); applied counts the levels applied before it.  heap is returned
-  because a rebuild replaces the list. */
+  because a rebuild replaces the list.
+
+apply_delta(...) does L2Book.apply_delta (every size checked first, then bids, then asks)
+in one call, so a delta costs one Python -> C transition instead of three frames. */
 
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -102,26 +105,12 @@ static PyObject *next_best(PyObject *book, PyObject *heap, int is_bid) {
     Py_RETURN_NONE;
 }
 
-static PyObject *apply_side(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    (void)module;
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "apply_side(book, heap, levels, is_bid, best)");
-        return NULL;
-    }
-    PyObject *book = args[0], *heap = args[1], *levels = args[2], *best = args[4];
-    if (!PyDict_CheckExact(book) || !PyList_CheckExact(heap)) {
-        PyErr_SetString(PyExc_TypeError, "apply_side needs the side's dict and heap list");
-        return NULL;
-    }
-    int is_bid = PyObject_IsTrue(args[3]);
-    if (is_bid < 0) return NULL;
-    PyObject *seq = PySequence_Fast(levels, "levels must be iterable");
-    if (seq == NULL) return NULL;
-    Py_INCREF(heap);
-    Py_INCREF(best);
-    PyObject *bad = Py_None;
-    Py_INCREF(bad);
-    Py_ssize_t n = 0, count = PySequence_Fast_GET_SIZE(seq);
+/* One side's levels in order (seq: a PySequence_Fast).  *heap, *best and *bad are owned
+   references, replaced as the loop goes; *n counts levels applied.  Stops at the first
+   negative size (*bad = (px, qty)).  0 on success, -1 with an exception set. */
+static int side_loop(PyObject *book, PyObject **heap, PyObject *seq, int is_bid, PyObject **best, Py_ssize_t *n,
+                     PyObject **bad) {
+    Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
     PyObject **items = PySequence_Fast_ITEMS(seq);
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *lv = items[i], *px, *qty;
@@ -133,72 +122,137 @@ static PyObject *apply_side(PyObject *module, PyObject *const *args, Py_ssize_t 
             qty = PyList_GET_ITEM(lv, 1);
         } else {
             PyErr_SetString(PyExc_ValueError, "a level must be a (price, size) pair");
-            goto error;
+            return -1;
         }
         int s = sign_of(qty);
-        if (s == -2) goto error;
+        if (s == -2) return -1;
         if (s < 0) {
-            Py_SETREF(bad, PyTuple_Pack(2, px, qty));
-            if (bad == NULL) goto error;
-            break;
+            Py_SETREF(*bad, PyTuple_Pack(2, px, qty));
+            return *bad == NULL ? -1 : 0;
         }
-        n++;
+        (*n)++;
         int present = PyDict_Contains(book, px);
-        if (present < 0) goto error;
+        if (present < 0) return -1;
         if (present) {
             if (s) {
-                if (PyDict_SetItem(book, px, qty) < 0) goto error;
+                if (PyDict_SetItem(book, px, qty) < 0) return -1;
             } else {
-                if (PyDict_DelItem(book, px) < 0) goto error;
-                if (best != Py_None) {
-                    int eq = PyObject_RichCompareBool(px, best, Py_EQ);
-                    if (eq < 0) goto error;
+                if (PyDict_DelItem(book, px) < 0) return -1;
+                if (*best != Py_None) {
+                    int eq = PyObject_RichCompareBool(px, *best, Py_EQ);
+                    if (eq < 0) return -1;
                     if (eq) {
-                        PyObject *nb = next_best(book, heap, is_bid);
-                        if (nb == NULL) goto error;
-                        Py_SETREF(best, nb);
+                        PyObject *nb = next_best(book, *heap, is_bid);
+                        if (nb == NULL) return -1;
+                        Py_SETREF(*best, nb);
                     }
                 }
             }
         } else if (s) {
-            if (PyDict_SetItem(book, px, qty) < 0) goto error;
+            if (PyDict_SetItem(book, px, qty) < 0) return -1;
             PyObject *k = key_of(px, is_bid);
-            if (k == NULL) goto error;
-            PyObject *r = call2(heappush_fn, heap, k);
+            if (k == NULL) return -1;
+            PyObject *r = call2(heappush_fn, *heap, k);
             Py_DECREF(k);
-            if (r == NULL) goto error;
+            if (r == NULL) return -1;
             Py_DECREF(r);
-            if (PyList_GET_SIZE(heap) > 2 * PyDict_GET_SIZE(book) + HEAP_SLACK) {
+            if (PyList_GET_SIZE(*heap) > 2 * PyDict_GET_SIZE(book) + HEAP_SLACK) {
                 PyObject *fresh = rebuild(book, is_bid);
-                if (fresh == NULL) goto error;
-                Py_SETREF(heap, fresh);
+                if (fresh == NULL) return -1;
+                Py_SETREF(*heap, fresh);
             }
             int better = 1;
-            if (best != Py_None) {
-                better = PyObject_RichCompareBool(px, best, is_bid ? Py_GT : Py_LT);
-                if (better < 0) goto error;
+            if (*best != Py_None) {
+                better = PyObject_RichCompareBool(px, *best, is_bid ? Py_GT : Py_LT);
+                if (better < 0) return -1;
             }
             if (better) {
                 Py_INCREF(px);
-                Py_SETREF(best, px);
+                Py_SETREF(*best, px);
             }
         }
     }
-    Py_DECREF(seq);
-    PyObject *out = Py_BuildValue("(NNnN)", best, heap, n, bad);
-    return out;
-error:
-    Py_DECREF(seq);
-    Py_DECREF(heap);
-    Py_DECREF(best);
-    Py_XDECREF(bad);
-    return NULL;
+    return 0;
 }
 
-static PyObject *first_negative(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+static PyObject *apply_side(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    for (Py_ssize_t a = 0; a < nargs; a++) {
-        PyObject *seq = PySequence_Fast(args[a], "levels must be iterable");
+    if (nargs != 5) {
+        PyErr_SetString(PyExc_TypeError, "apply_side(book, heap, levels, is_bid, best)");
+        return NULL;
+    }
+    PyObject *book = args[0], *heap = args[1], *best = args[4];
+    if (!PyDict_CheckExact(book) || !PyList_CheckExact(heap)) {
+        PyErr_SetString(PyExc_TypeError, "apply_side needs the side's dict and heap list");
+        return NULL;
+    }
+    int is_bid = PyObject_IsTrue(args[3]);
+    if (is_bid < 0) return NULL;
+    PyObject *seq = PySequence_Fast(args[2], "levels must be iterable");
+    if (seq == NULL) return NULL;
+    Py_INCREF(heap);
+    Py_INCREF(best);
+    PyObject *bad = Py_None;
+    Py_INCREF(bad);
+    Py_ssize_t n = 0;
+    int rc = side_loop(book, &heap, seq, is_bid, &best, &n, &bad);
+    Py_DECREF(seq);
+    if (rc < 0) {
+        Py_DECREF(heap);
+        Py_DECREF(best);
+        Py_XDECREF(bad);
+        return NULL;
+    }
+    return Py_BuildValue("(NNnN)", best, heap, n, bad);
+}
+
+static PyObject *first_negative_of(PyObject *const *lists, Py_ssize_t nlists);
+
+/* apply_delta(bids, bid_heap, best_bid, asks, ask_heap, best_ask, bid_levels, ask_levels)
+   -> (best_bid, bid_heap, best_ask, ask_heap, applied, bad): L2Book.apply_delta in one
+   call.  Every size is checked first: with a negative one nothing changes (applied 0,
+   bad = ((px, qty), qty) as first_negative gives it). */
+static PyObject *apply_delta(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "apply_delta(bids, bid_heap, best_bid, asks, ask_heap, best_ask, bid_levels, ask_levels)");
+        return NULL;
+    }
+    PyObject *bids = args[0], *bheap = args[1], *bbest = args[2], *asks = args[3], *aheap = args[4], *abest = args[5];
+    if (!PyDict_CheckExact(bids) || !PyList_CheckExact(bheap) || !PyDict_CheckExact(asks) || !PyList_CheckExact(aheap)) {
+        PyErr_SetString(PyExc_TypeError, "apply_delta needs each side's dict and heap list");
+        return NULL;
+    }
+    PyObject *bad = first_negative_of(args + 6, 2);
+    if (bad == NULL) return NULL;
+    Py_INCREF(bheap);
+    Py_INCREF(bbest);
+    Py_INCREF(aheap);
+    Py_INCREF(abest);
+    Py_ssize_t n = 0;
+    if (bad == Py_None) {
+        PyObject *bseq = PySequence_Fast(args[6], "levels must be iterable");
+        PyObject *aseq = bseq ? PySequence_Fast(args[7], "levels must be iterable") : NULL;
+        int rc = aseq ? side_loop(bids, &bheap, bseq, 1, &bbest, &n, &bad) : -1;
+        if (rc == 0) rc = side_loop(asks, &aheap, aseq, 0, &abest, &n, &bad);
+        Py_XDECREF(bseq);
+        Py_XDECREF(aseq);
+        if (rc < 0) {
+            Py_DECREF(bheap);
+            Py_DECREF(bbest);
+            Py_DECREF(aheap);
+            Py_DECREF(abest);
+            Py_XDECREF(bad);
+            return NULL;
+        }
+    }
+    return Py_BuildValue("(NNNNnN)", bbest, bheap, abest, aheap, n, bad);
+}
+
+/* The first level of the lists with a negative size as (level, qty), or Py_None (new reference). */
+static PyObject *first_negative_of(PyObject *const *lists, Py_ssize_t nlists) {
+    for (Py_ssize_t a = 0; a < nlists; a++) {
+        PyObject *seq = PySequence_Fast(lists[a], "levels must be iterable");
         if (seq == NULL) return NULL;
         Py_ssize_t count = PySequence_Fast_GET_SIZE(seq);
         PyObject **items = PySequence_Fast_ITEMS(seq);
@@ -226,7 +280,15 @@ static PyObject *first_negative(PyObject *module, PyObject *const *args, Py_ssiz
     Py_RETURN_NONE;
 }
 
+static PyObject *first_negative(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    return first_negative_of(args, nargs);
+}
+
 static PyMethodDef methods[] = {
+    {"apply_delta", (PyCFunction)(void (*)(void))apply_delta, METH_FASTCALL,
+     "apply_delta(bids, bid_heap, best_bid, asks, ask_heap, best_ask, bid_levels, ask_levels) -> "
+     "(best_bid, bid_heap, best_ask, ask_heap, applied, bad): L2Book.apply_delta in one call."},
     {"first_negative", (PyCFunction)(void (*)(void))first_negative, METH_FASTCALL,
      "first_negative(*level_lists) -> (level, qty) | None: the first level with a negative size, in order."},
     {"apply_side", (PyCFunction)(void (*)(void))apply_side, METH_FASTCALL,

@@ -46,13 +46,13 @@ ASK = -1
 _HEAP_SLACK = 64
 
 try:  # the compiled inner loop of ``apply_levels`` (setup.py builds it; optional)
+    from mmkit.core._levels import apply_delta as _compiled_apply_delta
     from mmkit.core._levels import apply_side as _compiled_apply_side
-    from mmkit.core._levels import first_negative as _compiled_first_negative
 except ImportError:  # pragma: no cover - a build without a C compiler
-    _compiled_apply_side = _compiled_first_negative = None
+    _compiled_apply_side = _compiled_apply_delta = None
 
 _apply_side = _compiled_apply_side
-_first_negative = _compiled_first_negative
+_apply_delta = _compiled_apply_delta
 
 
 def use_compiled(flag: bool) -> bool:
@@ -60,9 +60,9 @@ def use_compiled(flag: bool) -> bool:
     when it is built; ``mmkit`` turns it off when ``MMKIT_PURE_PYTHON=1``).  Both loops
     have the same effects on the same data (tests/core/test_book.py runs on both).
     Returns whether the compiled loop is now active."""
-    global _apply_side, _first_negative
+    global _apply_side, _apply_delta
     _apply_side = _compiled_apply_side if flag else None
-    _first_negative = _compiled_first_negative if flag else None
+    _apply_delta = _compiled_apply_delta if flag else None
     return _apply_side is not None
 
 
@@ -148,17 +148,19 @@ class L2Book:
 
         All sizes are checked first, so a delta with a negative size changes nothing.
         """
-        bids = tuple(bids)
-        asks = tuple(asks)
-        check = _first_negative
-        if check is not None:
-            bad = check(bids, asks)
+        fast = _apply_delta
+        if fast is not None:
+            (self.best_bid, self._bid_heap, self.best_ask, self._ask_heap, n,
+             bad) = fast(self.bids, self._bid_heap, self.best_bid, self.asks, self._ask_heap, self.best_ask, bids, asks)
+            self.updates += n
             if bad is not None:
                 raise ValueError(f"{self.symbol}: negative size {bad[1]} at {bad[0][0]}")
-        else:
-            for _px, qty in bids + asks:
-                if qty < 0:
-                    raise ValueError(f"{self.symbol}: negative size {qty} at {_px}")
+            return
+        bids = tuple(bids)
+        asks = tuple(asks)
+        for _px, qty in bids + asks:
+            if qty < 0:
+                raise ValueError(f"{self.symbol}: negative size {qty} at {_px}")
         if bids:
             self.apply_levels(BID, bids)
         if asks:

@@ -964,13 +964,31 @@ class FillSimulator:
 
     # ------------------------------------------------------------------ book updates
     def _delta(self, st: _Sym, bids: Sequence[Level], asks: Sequence[Level], ts: int) -> None:
-        # Levels where none of our orders rest (the common case) go through the book's
-        # bulk ``apply_levels``; the others one by one, to update the queues ahead of us.
+        # A delta that touches none of our prices (the common case) goes to the book in one
+        # bulk ``apply_delta``; otherwise ``_delta_at_ours`` moves the queues ahead of us.
+        book = st.book
+        mine = st.bids
+        hit_bids = bool(mine) and not mine.keys().isdisjoint([px for px, _ in bids])
+        mine_asks = st.asks
+        if not hit_bids and not (mine_asks and not mine_asks.keys().isdisjoint([px for px, _ in asks])):
+            book.apply_delta(bids, asks)  # none of our prices: one bulk call
+        else:
+            self._delta_at_ours(st, bids, asks, hit_bids)
+        if self._cross_fills:
+            ba = book.best_ask
+            bb = book.best_bid
+            if ((ba is not None and ba <= st.max_bid) or (bb is not None and bb >= st.min_ask)
+                    or st.used_ask or st.used_bid):
+                self._check_cross(st, ts)
+
+    def _delta_at_ours(self, st: _Sym, bids: Sequence[Level], asks: Sequence[Level], hit_bids: bool) -> None:
+        """A delta touching a price where our orders rest: those levels one by one (the
+        queues ahead of us move), the others of the side in bulk."""
         book = st.book
         apply = book.apply_level
         on_depth = self._on_depth
         mine = st.bids
-        if mine and not mine.keys().isdisjoint([px for px, _ in bids]):
+        if hit_bids:
             levels = book.bids
             for px, qty in bids:
                 orders = mine.get(px)
@@ -999,12 +1017,6 @@ class FillSimulator:
                         o.traded = 0
         elif asks:
             book.apply_levels(-1, asks)
-        if self._cross_fills:
-            ba = book.best_ask
-            bb = book.best_bid
-            if ((ba is not None and ba <= st.max_bid) or (bb is not None and bb >= st.min_ask)
-                    or st.used_ask or st.used_bid):
-                self._check_cross(st, ts)
 
     def _replace(self, st: _Sym, bids: Iterable[Level], asks: Iterable[Level], ts: int) -> None:
         book = st.book

@@ -283,12 +283,17 @@ def _state(book: L2Book) -> tuple:
             list(book._ask_heap))
 
 
+signed_levels = st.lists(st.tuples(prices, st.integers(min_value=-1, max_value=4)), max_size=10)
+both_sides_op = st.tuples(st.just("delta"), signed_levels, signed_levels)
+
+
 @pytest.mark.skipif(book_module._compiled_apply_side is None, reason="mmkit.core._levels is not built")
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.one_of(delta_op, delta_op, delta_op, snap_op), max_size=120))
+@given(st.lists(st.one_of(delta_op, delta_op, both_sides_op, both_sides_op, snap_op), max_size=120))
 def test_compiled_apply_levels_leaves_the_exact_state_of_the_pure_loop(operations):
-    """Same dicts, best prices, counters and heap lists (stale entries and rebuilds included),
-    and the same error at the same level for a negative size."""
+    """``apply_levels`` and ``apply_delta``: same dicts, best prices, counters and heap lists
+    (stale entries and rebuilds included), and the same error for a negative size (a
+    delta with one changes nothing; ``apply_levels`` stops at it)."""
     books = {True: L2Book("X"), False: L2Book("X")}
     for op in operations:
         errors = {}
@@ -297,6 +302,8 @@ def test_compiled_apply_levels_leaves_the_exact_state_of_the_pure_loop(operation
             try:
                 if op[0] == "snapshot":
                     book.apply_snapshot(list(dict(op[1]).items()), list(dict(op[2]).items()))
+                elif op[0] == "delta":
+                    book.apply_delta(op[1], op[2])
                 else:
                     book.apply_levels(op[0], op[1])
             except ValueError as exc:
