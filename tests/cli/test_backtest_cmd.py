@@ -129,6 +129,37 @@ def test_golden_report_of_the_usdm_0718_recording(inputs: Path, frozen: None) ->
     assert_golden("BACKTEST_REPORT.json", blob)
 
 
+def test_compiled_and_pure_paths_give_byte_identical_artifacts(inputs: Path, frozen: None,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled modules (book loops, cache row builder) change speed, never results: the
+    same backtest from the raw file and from its cache, once on each path, writes the same
+    bytes, and the raw-file report is the golden one either way."""
+    from mmkit.core import book
+    from mmkit.data import cache
+
+    if book._compiled_apply_side is None or not cache.COMPILED:
+        pytest.skip("the compiled modules are not built")
+    assert run_cli("data", "convert", "usdm_0718.gz", "--to", "cache", "--out", "usdm.mmc").code == 0
+    outs = {}
+    before = book._apply_side is not None
+    try:
+        for path in ("compiled", "pure"):
+            monkeypatch.setenv("MMKIT_PURE_PYTHON", "0" if path == "compiled" else "1")
+            book.use_compiled(path == "compiled")
+            for ticks in ("usdm_0718.gz", "usdm.mmc"):
+                out = f"{path}-{ticks}"
+                res = run_cli("backtest", "run", "--ticks", ticks, "--seed", "1", "--config", "baseline.yaml",
+                              "--out", f"{out}.json", "--trace", out)
+                assert res.code == 2, res.stderr
+                outs[path, ticks] = [Path(p).read_bytes() for p in (f"{out}.json", f"{out}/fills.jsonl",
+                                                                    f"{out}/orders.jsonl")]
+    finally:
+        book.use_compiled(before)
+    for ticks in ("usdm_0718.gz", "usdm.mmc"):
+        assert outs["compiled", ticks] == outs["pure", ticks], ticks
+    assert_golden("BACKTEST_REPORT.json", outs["pure", "usdm_0718.gz"][0].decode())
+
+
 # ----------------------------------------------------------------------------- queue models
 def test_queue_model_and_optimistic_mode(inputs: Path) -> None:
     fills = {}
