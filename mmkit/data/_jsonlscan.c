@@ -341,7 +341,10 @@ static PyObject *Scanner_scan(Scanner *self, PyObject *line) {
         PyErr_SetString(PyExc_TypeError, "scan() expects a str line");
         return NULL;
     }
-    if (!PyUnicode_IS_READY(line) || !PyUnicode_IS_ASCII(line)) FALLBACK;
+#if PY_VERSION_HEX < 0x030C0000 /* 3.12 dropped legacy (not ready) strings and deprecated the check */
+    if (!PyUnicode_IS_READY(line)) FALLBACK;
+#endif
+    if (!PyUnicode_IS_ASCII(line)) FALLBACK;
     const char *p = (const char *)PyUnicode_DATA(line);
     const char *end = p + PyUnicode_GET_LENGTH(line);
     if (LIT(&p, end, "{\"ask_px\":\"")) return scan_quote(self, p, end);
