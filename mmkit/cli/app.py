@@ -87,7 +87,11 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        sys.stdout.write(f"mmkit {__version__}\n")
+        from mmkit import compiled
+
+        paths = " ".join(f"{name}={'on' if st['active'] else 'built-off' if st['built'] else 'pure'}"
+                         for name, st in compiled.status().items())
+        sys.stdout.write(f"mmkit {__version__}\ncompiled: {paths}\n")
         raise typer.Exit(0)
 
 

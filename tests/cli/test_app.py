@@ -42,6 +42,9 @@ def test_every_command_has_help_with_a_runnable_example():
 def test_version():
     res = run_cli("--version")
     assert res.code == 0 and res.stdout.startswith("mmkit ")
+    line = res.stdout.splitlines()[1]  # which compiled fast paths this install uses, for bug reports
+    assert re.fullmatch(r"compiled: book_levels=(on|built-off|pure) cache_rows=(on|built-off|pure) "
+                        r"jsonl_scanner=(on|built-off|pure)", line), line
 
 
 def test_usage_errors_exit_64_with_one_line():
