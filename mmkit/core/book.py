@@ -21,7 +21,9 @@ Complexity, n = levels on a side:
 ``depth_within_bps``                            O(n)
 ==============================================  =====================================
 
-``bench/bench_book.py`` measures the hot path.  Sizes must be >= 0 (0 deletes a level);
+``apply_levels`` and ``apply_delta`` run as one C call when the optional
+``mmkit.core._levels`` is built (same dict and heap, same effects and errors; see
+``use_compiled``).  ``bench/bench_book.py`` measures the hot path.  Sizes must be >= 0 (0 deletes a level);
 negative sizes raise ``ValueError``.  The book never fixes a crossed state by itself: it
 reports it (``crossed``) and leaves the decision to the caller.  ``stale`` is set by
 ``mark_stale()`` (a ``SeqGap`` in the stream) and cleared only by the next snapshot.
