@@ -355,3 +355,37 @@ def test_compiled_and_pure_builders_agree_on_the_real_usdm_pair(tmp_path, monkey
             got[flag] = list(cache)
     assert got["0"] == got["1"] == events
     assert [type(e) for e in got["0"]] == [type(e) for e in events]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(cells=st.lists(st.tuples(st.sampled_from(["kind", "sym", "a", "b", "c"]), st.integers(0, len(MIXED) - 1),
+                                st.integers(-2**15, 2**15)), min_size=1, max_size=4))
+def test_corrupted_cells_give_the_same_outcome_on_both_builders(tmp_path, monkeypatch, cells):
+    """Arbitrary values written into the kind, symbol and payload columns (checksums not
+    verified): the compiled builder never reads outside the columns and yields the same
+    events, then the same error, as the pure one."""
+    if not mc.COMPILED:
+        pytest.skip("mmkit.data._cacheiter is not built")
+    good = tmp_path / "good.mmc"
+    header = write_cache(good, MIXED, PINNED)
+    blob = bytearray(good.read_bytes())
+    data_start = 16 + struct.unpack_from("<I", blob, 12)[0]
+    for column, row, value in cells:
+        col = next(c for c in header["columns"] if c["name"] == column)
+        fmt = "<" + col["type"]
+        lo, hi = {"b": (-128, 127), "H": (0, 65535)}.get(col["type"], (-2**63, 2**63 - 1))
+        struct.pack_into(fmt, blob, data_start + col["offset"] + row * struct.calcsize(fmt), max(lo, min(hi, value)))
+    bad = tmp_path / "fuzz.mmc"
+    bad.write_bytes(bytes(blob))
+    outcomes = []
+    for flag in ("0", "1"):
+        monkeypatch.setenv("MMKIT_PURE_PYTHON", flag)
+        seen = []
+        with load_cache(bad) as cache:
+            try:
+                for ev in cache:
+                    seen.append(ev)
+                outcomes.append((seen, None))
+            except MmkitError as exc:
+                outcomes.append((seen, (exc.code, exc.message)))
+    assert outcomes[0] == outcomes[1]

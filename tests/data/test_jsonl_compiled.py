@@ -221,3 +221,14 @@ def test_streams_round_trip_identically_on_both_paths(tmp_path_factory, rows):
     write_jsonl(out, events, PINNED)
     lines = out.read_text().splitlines(keepends=True)
     assert outcome(lines, True) == outcome(lines, False) == (events, {}, None, len(events))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(max_size=80), st.sampled_from([QUOTE, TRADE, BOOK]).flatmap(
+    lambda base: st.tuples(st.integers(0, len(base)), st.integers(0, 8), st.text(max_size=6)).map(
+        lambda cut: base[:cut[0]] + cut[2] + base[cut[0] + cut[1]:]))), max_size=6))
+def test_arbitrary_text_never_crashes_the_scanner_and_reads_as_the_pure_reader(lines):
+    """Random text and canonical lines with random splices (truncations, insertions, any
+    characters): the compiled path gives exactly the pure path's outcome."""
+    lines = [line.replace("\n", " ") + "\n" for line in lines]
+    assert outcome(lines, True) == outcome(lines, False), lines
