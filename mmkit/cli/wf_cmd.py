@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mmkit.cli.options import ConfigOpt, resolve_out, status_line
+from mmkit.cli.options import ConfigOpt, FromOpt, SymbolOpt, VenueOpt, resolve_out, status_line
 from mmkit.errors import EXIT_GATE_FAILED
 from mmkit.progress import Progress
 from mmkit.research import walkforward as wf
@@ -48,6 +48,9 @@ def app(
     min_fills: Annotated[int, _opt("--min-fills", "Skip a split whose validation made fewer fills.")] = 1,
     min_val_minutes: Annotated[float, _opt("--min-val-minutes", "Skip a split whose validation window is shorter.")] = 0.0,
     round_dp: Annotated[int, _opt("--round-dp", "Decimal places of every number in the JSON artifacts.")] = 6,
+    fmt: FromOpt = None,
+    symbol: SymbolOpt = None,
+    venue: VenueOpt = None,
 ) -> None:
     """Walk-forward tuning: search each train window, validate out of sample, gate the champion.
 
@@ -62,7 +65,7 @@ def app(
     req = wf.WfRequest(tuple(ticks), str(config), grid, method, trials, seed, train_days, train_hours, train_minutes,
                        validate_hours, validate_minutes, step_hours, step_minutes, start, end, train, test,
                        lambda_cvar, gate_min_hit, gate_min_maker, gate_max_cvar, gate_min_pnl, min_fills,
-                       min_val_minutes, round_dp, folder)
+                       min_val_minutes, round_dp, folder, fmt, symbol, venue)
     runner = make_executor(executor)
     plan = wf.plan_walkforward(req)
     wf.clear_previous(folder)

@@ -99,6 +99,9 @@ class WfRequest:
     min_val_minutes: float = 0.0
     round_dp: int = 6
     out: str = "artifacts/wf"
+    fmt: str | None = None
+    symbol: str | None = None
+    venue: str | None = None
 
     def repro(self) -> str:
         """The exact command that reproduces this run (every option that differs from the default)."""
@@ -111,7 +114,7 @@ class WfRequest:
                 continue
             value = getattr(self, f.name)
             if f.name in ("seed", "out") or value != f.default:
-                words += ["--" + f.name.replace("_", "-"), str(value)]
+                words += ["--from" if f.name == "fmt" else "--" + f.name.replace("_", "-"), str(value)]
         return " ".join(shlex.quote(w) for w in words)
 
 
@@ -350,7 +353,7 @@ def plan_walkforward(req: WfRequest) -> WfPlan:
     for t, given in zip(ticks, req.ticks):
         if not os.path.isfile(t):
             raise MmkitError("E_IO_MISSING", f"{given}: no such market data file")
-    data = load_events(ticks)
+    data = load_events(ticks, fmt=req.fmt, symbol=req.symbol, venue=req.venue)
     mode, pairs, rng = plan_windows(req, data)
     splits = []
     for i, (train, validate) in enumerate(pairs):
@@ -377,8 +380,9 @@ def plan_walkforward(req: WfRequest) -> WfPlan:
     meta_inputs = [{"path": g, "sha256": h} for g, (_, h) in zip(given, inputs)]
     if req.grid:
         meta_inputs.append(artifacts.input_record(req.grid))
-    return WfPlan(req, base, grid, data, mode, rng, splits, {"config": cfg, "ticks": ticks}, inputs, base.cfg_hash,
-                  meta_inputs)
+    common: dict[str, Any] = {"config": cfg, "ticks": ticks}
+    common.update({k: v for k, v in (("fmt", req.fmt), ("symbol", req.symbol), ("venue", req.venue)) if v is not None})
+    return WfPlan(req, base, grid, data, mode, rng, splits, common, inputs, base.cfg_hash, meta_inputs)
 
 
 # ----------------------------------------------------------------------------- metrics
