@@ -16,7 +16,7 @@ CORE_FORBIDDEN_STDLIB = {"os", "io", "socket", "subprocess", "time", "datetime",
 # Which top-level mmkit packages each layer may import (besides itself).
 ALLOWED = {
     "core": set(),
-    "data": {"core", "errors", "artifacts", "log", "progress", "clock"},
+    "data": {"core", "errors", "artifacts", "log", "progress", "clock", "compiled"},
     "venues": {"core", "data", "errors", "artifacts", "log", "clock"},
     "research": {"core", "data", "venues", "errors", "artifacts", "log", "progress", "clock", "config", "config_schema", "audit", "metrics"},
     "ops": {"core", "data", "venues", "errors", "artifacts", "log", "progress", "clock", "config", "config_schema", "audit", "metrics", "research", "analytics"},

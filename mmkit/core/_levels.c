@@ -211,7 +211,7 @@ static PyObject *first_negative_of(PyObject *const *lists, Py_ssize_t nlists);
 /* apply_delta(bids, bid_heap, best_bid, asks, ask_heap, best_ask, bid_levels, ask_levels)
    -> (best_bid, bid_heap, best_ask, ask_heap, applied, bad): L2Book.apply_delta in one
    call.  Every size is checked first: with a negative one nothing changes (applied 0,
-   bad = ((px, qty), qty) as first_negative gives it). */
+   bad = ((px, qty), qty) as first_negative_of gives it). */
 static PyObject *apply_delta(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
     if (nargs != 8) {
@@ -280,17 +280,10 @@ static PyObject *first_negative_of(PyObject *const *lists, Py_ssize_t nlists) {
     Py_RETURN_NONE;
 }
 
-static PyObject *first_negative(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    (void)module;
-    return first_negative_of(args, nargs);
-}
-
 static PyMethodDef methods[] = {
     {"apply_delta", (PyCFunction)(void (*)(void))apply_delta, METH_FASTCALL,
      "apply_delta(bids, bid_heap, best_bid, asks, ask_heap, best_ask, bid_levels, ask_levels) -> "
      "(best_bid, bid_heap, best_ask, ask_heap, applied, bad): L2Book.apply_delta in one call."},
-    {"first_negative", (PyCFunction)(void (*)(void))first_negative, METH_FASTCALL,
-     "first_negative(*level_lists) -> (level, qty) | None: the first level with a negative size, in order."},
     {"apply_side", (PyCFunction)(void (*)(void))apply_side, METH_FASTCALL,
      "apply_side(book, heap, levels, is_bid, best) -> (best, heap, applied, bad): L2Book.apply_levels for one side."},
     {NULL, NULL, 0, NULL}};

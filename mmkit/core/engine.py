@@ -451,11 +451,7 @@ class Engine:
             return
         book = rt.book
         was_stale = book.stale
-        if cls is BookDelta:  # the common case, without apply()'s dispatch (rt is this symbol's)
-            book.apply_delta(ev.bids, ev.asks)  # type: ignore[attr-defined]
-            book.ts = ev.ts  # type: ignore[attr-defined]
-        else:
-            book.apply(ev)  # type: ignore[arg-type]
+        book.apply(ev)  # type: ignore[arg-type]
         self.counters.book_events += 1
         if cls is SeqGap:
             if self.params.cancel_on_stale and not was_stale:

@@ -969,11 +969,12 @@ class FillSimulator:
         book = st.book
         mine = st.bids
         hit_bids = bool(mine) and not mine.keys().isdisjoint([px for px, _ in bids])
-        mine_asks = st.asks
-        if not hit_bids and not (mine_asks and not mine_asks.keys().isdisjoint([px for px, _ in asks])):
-            book.apply_delta(bids, asks)  # none of our prices: one bulk call
+        mine = st.asks
+        hit_asks = bool(mine) and not mine.keys().isdisjoint([px for px, _ in asks])
+        if hit_bids or hit_asks:
+            self._delta_at_ours(st, bids, asks, hit_bids, hit_asks)
         else:
-            self._delta_at_ours(st, bids, asks, hit_bids)
+            book.apply_delta(bids, asks)  # none of our prices: one bulk call
         if self._cross_fills:
             ba = book.best_ask
             bb = book.best_bid
@@ -981,7 +982,8 @@ class FillSimulator:
                     or st.used_ask or st.used_bid):
                 self._check_cross(st, ts)
 
-    def _delta_at_ours(self, st: _Sym, bids: Sequence[Level], asks: Sequence[Level], hit_bids: bool) -> None:
+    def _delta_at_ours(self, st: _Sym, bids: Sequence[Level], asks: Sequence[Level], hit_bids: bool,
+                       hit_asks: bool) -> None:
         """A delta touching a price where our orders rest: those levels one by one (the
         queues ahead of us move), the others of the side in bulk."""
         book = st.book
@@ -1003,7 +1005,7 @@ class FillSimulator:
         elif bids:
             book.apply_levels(1, bids)
         mine = st.asks
-        if mine and not mine.keys().isdisjoint([px for px, _ in asks]):
+        if hit_asks:
             levels = book.asks
             for px, qty in asks:
                 orders = mine.get(px)

@@ -71,6 +71,7 @@ from mmkit.core.events import (
 from mmkit.core.instruments import Instrument
 from mmkit.data.instruments import instrument_from_record, instrument_record
 from mmkit.data.io import split_member
+from mmkit.compiled import pure_python_forced
 from mmkit.errors import MmkitError
 
 MAGIC = b"MMKCACHE"
@@ -104,7 +105,7 @@ environment sets ``MMKIT_PURE_PYTHON=1`` (read per iteration).  Same events eith
 
 
 def _use_compiled() -> bool:
-    return _build_rows is not None and os.environ.get("MMKIT_PURE_PYTHON", "") in ("", "0")
+    return _build_rows is not None and not pure_python_forced()
 
 
 _DONTNEED = getattr(mmap, "MADV_DONTNEED", None)  # Linux and most Unixes; elsewhere pages are not dropped early

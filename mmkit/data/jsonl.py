@@ -68,6 +68,7 @@ from mmkit.core.events import (
 from mmkit.core.instruments import GridError, Instrument, format_units, is_decimal_text, plain_to_units, step_scale
 from mmkit.data import io as dio
 from mmkit.data.instruments import InstrumentRegistry, infer_instrument, load_registry
+from mmkit.compiled import pure_python_forced
 from mmkit.errors import MmkitError
 
 try:  # the compiled fast path (setup.py builds it; optional: see COMPILED)
@@ -430,7 +431,7 @@ class JsonlReader:
 
     def _scanner(self) -> Any:
         """The compiled line scanner for this read, or None for the pure-Python path."""
-        use = self.compiled if self.compiled is not None else os.environ.get("MMKIT_PURE_PYTHON", "") in ("", "0")
+        use = self.compiled if self.compiled is not None else not pure_python_forced()
         if not use or _Scanner is None:
             return None
         return _Scanner(make_book_snapshot, make_book_delta, make_trade, make_quote, BUY, SELL)

@@ -25,6 +25,16 @@ from mmkit.live.alerts import AlertsLog
 from mmkit.live.http import HttpServer, start_http
 from mmkit.live.metrics import LiveMetrics
 
+FAST_CFG = """\
+strategy:
+  model: fixed
+  levels_per_side: 2
+  fixed: {half_spread_ticks: 1, skew_ticks: 0.1, order_qty: 0.01, max_position: 0.2}
+guards:
+  pos_skew: {per_symbol_abs_limit: 0, per_color_abs_limit: 0}
+"""
+"""Tight quotes so a short slice of real data produces fills; no position-skew freeze."""
+
 TOKEN_P = "primary-token-0123456789abcdef"
 TOKEN_S = "secondary-token-fedcba9876543210"
 HMAC_KEY = "hmac-key-do-not-leak-5a5a5a5a5a"

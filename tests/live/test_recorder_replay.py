@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from live.admin_support import arun, call, live, setup_env
+from live.admin_support import FAST_CFG, arun, call, live, setup_env
 from mmkit.artifacts import canonical_json
 from mmkit.errors import MmkitError
 from mmkit.live import recorder as rec
@@ -21,14 +21,6 @@ from mmkit.live.service import default_data_path
 
 pytestmark = pytest.mark.service
 
-FAST_CFG = """\
-strategy:
-  model: fixed
-  levels_per_side: 2
-  fixed: {half_spread_ticks: 1, skew_ticks: 0.1, order_qty: 0.01, max_position: 0.2}
-guards:
-  pos_skew: {per_symbol_abs_limit: 0, per_color_abs_limit: 0}
-"""
 S = 1_000_000_000
 REPLAY = "/admin/execution/replay"
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from live.admin_support import FAST_CFG
 from mmkit.live.service import default_data_path
 from support import ROOT, validate_file
 
@@ -23,14 +24,6 @@ pytestmark = pytest.mark.service
 
 MMKIT = ROOT / ".venv" / "bin" / "mmkit"
 TOKEN = "run-cmd-test-token-0123456789"
-CFG = """\
-strategy:
-  model: fixed
-  levels_per_side: 2
-  fixed: {half_spread_ticks: 1, skew_ticks: 0.1, order_qty: 0.01, max_position: 0.2}
-guards:
-  pos_skew: {per_symbol_abs_limit: 0, per_color_abs_limit: 0}
-"""
 
 
 def small_recording(folder: Path, lines: int = 3000) -> str:
@@ -54,7 +47,7 @@ def _lines(stream, out: queue.Queue) -> None:
 
 @pytest.mark.skipif(not MMKIT.exists(), reason="needs the installed console script .venv/bin/mmkit")
 def test_sigterm_cancels_everything_and_the_audit_verifies(tmp_path):
-    (tmp_path / "cfg.yaml").write_text(CFG)
+    (tmp_path / "cfg.yaml").write_text(FAST_CFG)
     data = small_recording(tmp_path)
     proc = subprocess.Popen([str(MMKIT), "run", "--config", str(tmp_path / "cfg.yaml"), "--data", data, "--speed", "max",
                              "--loop", "--port", "0"], cwd=tmp_path, env=_env(tmp_path), text=True,
@@ -107,7 +100,7 @@ def test_duration_ends_the_run_the_same_way(tmp_path, monkeypatch, cli):
     monkeypatch.chdir(tmp_path)
     for var in ("ADMIN_TOKEN_PRIMARY", "MM_PROFILE", "EXEC_RECORDER_ENABLED"):
         monkeypatch.delenv(var, raising=False)
-    (tmp_path / "cfg.yaml").write_text(CFG)
+    (tmp_path / "cfg.yaml").write_text(FAST_CFG)
     data = small_recording(tmp_path, 1500)
     res = cli("--artifacts-dir", str(tmp_path / "art"), "run", "--config", str(tmp_path / "cfg.yaml"), "--data", data,
               "--speed", "max", "--loop", "--duration", "0.7", "--no-http")
@@ -120,7 +113,7 @@ def test_duration_ends_the_run_the_same_way(tmp_path, monkeypatch, cli):
 
 def test_usage_errors(tmp_path, monkeypatch, cli):
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "cfg.yaml").write_text(CFG)
+    (tmp_path / "cfg.yaml").write_text(FAST_CFG)
     res = cli("run", "--config", "cfg.yaml", "--speed", "fast")
     assert res.code == 64 and res.last_err.startswith("E_USAGE")
     res = cli("run", "--config", "cfg.yaml", "--venue", "bybit")

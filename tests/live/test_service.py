@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from live.admin_support import FAST_CFG
 from mmkit.audit import verify
 from mmkit.config import load_config
 from mmkit.errors import MmkitError
@@ -26,15 +27,6 @@ from support import validate_artifact, validate_file
 
 pytestmark = pytest.mark.service
 
-# Tight quotes so a short slice of real data produces fills; no skew freeze unless asked.
-FAST_CFG = """\
-strategy:
-  model: fixed
-  levels_per_side: 2
-  fixed: {half_spread_ticks: 1, skew_ticks: 0.1, order_qty: 0.01, max_position: 0.2}
-guards:
-  pos_skew: {per_symbol_abs_limit: 0, per_color_abs_limit: 0}
-"""
 ENV = ("ADMIN_TOKEN_PRIMARY", "ADMIN_TOKEN_SECONDARY", "ADMIN_AUTH_DISABLED", "ADMIN_AUDIT_HMAC_KEY", "MM_PROFILE",
        "MM_FREEZE_UTC", "EXEC_RECORDER_ENABLED", "ALERTS_MAX_LINES", "SNAPSHOT_INTERVAL_SEC", "SOAK_THREADS_MAX")
 
