@@ -12,11 +12,11 @@ $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "mmkit needs Python >= 3.11 (set PYTHON=python3.11)")'
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml setup.py $(wildcard mmkit/*.h mmkit/*/*.c) | $(BIN)/python
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard mmkit/*.h mmkit/*/*.h mmkit/*/*.c) | $(BIN)/python
 	$(PIP) -e .
 	@touch $@
 
-$(VENV)/.installed-dev: pyproject.toml setup.py $(wildcard mmkit/*.h mmkit/*/*.c) | $(BIN)/python
+$(VENV)/.installed-dev: pyproject.toml setup.py $(wildcard mmkit/*.h mmkit/*/*.h mmkit/*/*.c) | $(BIN)/python
 	$(PIP) -e '.[dev,dask]'
 	@touch $@ $(VENV)/.installed
 

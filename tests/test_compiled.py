@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from mmkit import compiled
-from mmkit.core import book
+from mmkit.core import book, engine
 from mmkit.data import cache, jsonl
 
 PROBE = "import json, mmkit.compiled as c; print(json.dumps(c.status(), sort_keys=True))"
@@ -29,19 +29,20 @@ def test_status_reports_what_is_built():
     assert st["book_levels"]["built"] == (book._compiled_apply_side is not None)
     assert st["jsonl_scanner"]["built"] == jsonl.COMPILED
     assert st["cache_rows"]["built"] == cache.COMPILED
+    assert st["engine_loop"]["built"] == (engine._compiled_feed_rows is not None)
 
 
 @pytest.mark.parametrize("value", ["1", "yes"])
 def test_the_environment_turns_every_compiled_path_off(value):
     st = status_in_fresh_interpreter(MMKIT_PURE_PYTHON=value)
-    assert not any(st[name]["active"] for name in ("book_levels", "cache_rows", "jsonl_scanner"))
+    assert not any(st[name]["active"] for name in ("book_levels", "engine_loop", "cache_rows", "jsonl_scanner"))
     assert st["book_levels"]["built"] == (book._compiled_apply_side is not None)
 
 
 @pytest.mark.parametrize("value", [None, "", "0"])
 def test_built_paths_are_active_by_default(value):
     st = status_in_fresh_interpreter(**({} if value is None else {"MMKIT_PURE_PYTHON": value}))
-    for name in ("book_levels", "cache_rows", "jsonl_scanner"):
+    for name in ("book_levels", "engine_loop", "cache_rows", "jsonl_scanner"):
         assert st[name]["active"] == st[name]["built"]
         if os.environ.get("MMKIT_REQUIRE_COMPILED") == "1":
             assert st[name]["active"], name

@@ -37,7 +37,7 @@ from mmkit.core.instruments import Instrument
 from mmkit.core.ledger import Ledger
 from mmkit.core.orders import Budget, OrderManager
 from mmkit.core.risk import PositionBook
-from mmkit.core.signals import SymbolSignals
+from mmkit.core.signals import LN2, SymbolSignals
 from mmkit.core.stats import OrderRecord
 from mmkit.core.strategy import Strategy, make_quote_context
 from mmkit.core.types import (
@@ -54,6 +54,35 @@ from mmkit.core.types import (
 )
 
 NS_PER_MS = 1_000_000
+
+try:  # Engine.feed over cache rows, the common steps in C (setup.py builds it; optional)
+    from mmkit.core._fastfeed import run as _compiled_feed_rows
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _compiled_feed_rows = None
+
+_feed_rows = _compiled_feed_rows
+
+
+def use_compiled(flag: bool) -> bool:
+    """Turn ``Engine.feed_rows``'s compiled loop on or off for this process (on by default
+    when it is built; ``mmkit`` turns it off when ``MMKIT_PURE_PYTHON=1``).  Returns
+    whether it is now active."""
+    global _feed_rows
+    _feed_rows = _compiled_feed_rows if flag else None
+    return _feed_rows is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """Market events as columns (the cache's layout, ``data.cache``): ``columns`` are the 8
+    event columns (kind b, sym H, ts q, recv_ts q, a..d q), ``levels`` the level price and
+    size columns, ``symbols`` the symbol of each ``sym`` id, ``event(i)`` row ``i`` as an
+    event object (it raises the source's own error for a row that is not one)."""
+
+    columns: tuple[Any, ...]
+    levels: tuple[Any, Any]
+    symbols: tuple[str, ...]
+    event: Callable[[int], object]
 
 
 class Venue(Protocol):
@@ -205,6 +234,7 @@ class Engine:
         self._start = 0
         self._last_ts = 0
         self._started = False
+        self._row_event: Callable[[int], object] = _no_rows
         self.paused = False
         self.pause_reason = ""
 
@@ -275,6 +305,49 @@ class Engine:
             self.counters.events += n
             self._last_ts = last_ts
         return n
+
+    def row_feed_supported(self) -> bool:
+        """Whether ``feed_rows`` can run its compiled loop here: the module is built and
+        active, and the parts are the ones it mirrors (this ``Engine``, the
+        ``FillSimulator``, ``L2Book`` and ``SymbolSignals`` per symbol, the ``Ledger``)."""
+        from mmkit.core.fillsim import FillSimulator
+
+        if _feed_rows is None or type(self) is not Engine or type(self.venue) is not FillSimulator:
+            return False
+        if type(self.ledger) is not Ledger or not set(self.rt) <= set(self.ledger._books):
+            return False
+        return all(type(rt.book) is L2Book and type(rt.signals) is SymbolSignals and rt.book.symbol == sym == rt.symbol
+                   for sym, rt in self.rt.items())
+
+    def feed_rows(self, rows: Rows, lo: int, hi: int) -> int:
+        """``feed`` for rows ``lo..hi-1`` of a columnar source, with the same effects and
+        results, in one compiled loop (``mmkit.core._fastfeed``): the steps that change only
+        the two books run there, every other step calls the same Python method ``feed``
+        would.  Needs ``row_feed_supported()``.  Rows still queued for local delivery stay
+        in the local FIFO as row numbers and are rebuilt with ``rows.event`` when delivered,
+        so the source must stay readable until ``close``.  Returns how many rows were fed."""
+        if not self.row_feed_supported():
+            raise RuntimeError("feed_rows needs the compiled engine loop and the stock components")
+        self._row_event = rows.event
+        n = 0
+        if lo < hi and not self._started:
+            n += self.feed((rows.event(lo),))
+            lo += 1
+        if lo >= hi:
+            return n
+        sim: Any = self.venue
+        ids = {sym: i for i, sym in enumerate(rows.symbols)}
+        runtimes: list[Any] = [None] * len(rows.symbols)
+        sims: list[Any] = [None] * len(rows.symbols)
+        books = self.ledger._books
+        for sym, i in ids.items():
+            rt = self.rt.get(sym)
+            if rt is not None:
+                runtimes[i] = (rt, rt.book, rt.signals, books[sym])
+            sims[i] = sim._syms.get(sym)
+        ctx = (tuple(runtimes), tuple(sims), rows.event, self.shift, self.interval_ns, bool(sim._cross_fills),
+               self._local, self._reports, sim._arrivals, sim._reports, self.ledger, sim._on_depth, LN2)
+        return n + _feed_rows(self, sim, ctx, rows.columns, rows.levels, lo, hi)  # type: ignore[misc]
 
     def close(self) -> EngineResult:
         """The stream ended: deliver everything in flight, then close the books."""
@@ -438,6 +511,8 @@ class Engine:
         Trades and quotes only feed the signals; book events update the book, the
         signals (the touch), the ledger's mark and equity grid, then maybe decide.  The
         signal calls are the ones ``SymbolSignals.on_event`` would dispatch to."""
+        if ev.__class__ is int:  # a row ``feed_rows`` queued
+            ev = self._row_event(ev)  # type: ignore[arg-type]
         rt = self.rt.get(ev.symbol)  # type: ignore[attr-defined]
         if rt is None:
             return
@@ -595,6 +670,10 @@ class Engine:
                             self.rt, list(events), list(self._trace))
 
 
+def _no_rows(row: int) -> object:
+    raise RuntimeError(f"row {row} queued without a row source (feed_rows sets one)")
+
+
 def _trace_row(now: int, action: Action) -> dict[str, Any]:
     row: dict[str, Any] = {"ts": now, "event": action.op, "order_id": action.client_id, "symbol": action.symbol}
     if isinstance(action, CreateOrder):
@@ -658,6 +737,7 @@ __all__ = [
     "EngineResult",
     "EngineCounters",
     "FlattenOrder",
+    "Rows",
     "SymbolRuntime",
     "Venue",
     "crossing_price",

@@ -27,7 +27,7 @@ from mmkit.config_schema import Config
 from mmkit.core.allocator import Allocator
 from mmkit.core.book import L2Book
 from mmkit.core.circuit import CircuitBreaker
-from mmkit.core.engine import Engine, EngineParams, EngineResult, SymbolRuntime, feed_clock_shift
+from mmkit.core.engine import Engine, EngineParams, EngineResult, Rows, SymbolRuntime, feed_clock_shift
 from mmkit.core.fillsim import (
     CalibrationParams,
     FillSimParams,
@@ -47,6 +47,7 @@ from mmkit.core.signals import SymbolSignals
 from mmkit.core.stats import STATS_KEYS, GateSpec, compute_stats, evaluate_gates
 from mmkit.core.strategy import StrategyError, make_strategy
 from mmkit.core.throttle import Throttle
+from mmkit.data.cache import K_DELTA, K_SNAPSHOT
 from mmkit.data.cache import KINDS as CACHE_KINDS
 from mmkit.data.cache import load_cache
 from mmkit.data.detect import sniff
@@ -55,6 +56,7 @@ from mmkit.errors import EXIT_USAGE, MmkitError
 
 MODES = ("queue_aware", "optimistic")
 _SCAN_CHUNK = 1 << 20  # cache rows per step of the feed-clock pre-pass
+_ROW_CHUNK = 1 << 16  # cache rows per compiled engine call (progress and page dropping between)
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,9 +335,45 @@ def run_backtest(req: BacktestRequest, progress: Any = None) -> BacktestOutcome:
     rng = random.Random(req.seed)
     venue = build_fillsim(cfg, instruments, rng, req.mode, req.queue_model, cal)
     engine = build_engine(cfg, instruments, venue, shift, interval, 0, req.trace)
-    result = engine.run(_tracked(replay.events(), n_events, progress))
+    if replay._cache is not None and engine.row_feed_supported():
+        result = _run_rows(engine, replay._cache, progress)
+    else:
+        result = engine.run(_tracked(replay.events(), n_events, progress))
     report, passed = build_report(req, cfg, result, kinds, n_events, min_latency, cal, replay.report)
     return BacktestOutcome(report, result, passed)
+
+
+def _run_rows(engine: Engine, cache: Any, progress: Any) -> EngineResult:
+    """The run straight from the cache columns (``Engine.feed_rows``: same results as
+    feeding the cache's events, compiled loop), chunk by chunk for the progress bar and to
+    drop the mapped pages behind (flat RSS).  The cache stays open until the engine closed:
+    rows still in flight are rebuilt from it."""
+    n = cache.n_events
+    rows = Rows((cache.kind, cache.sym, cache.ts, cache.recv_ts, cache.a, cache.b, cache.c, cache.d),
+                (cache.level_px, cache.level_qty), tuple(cache.symbols), cache.event)
+    draw = progress is not None and getattr(progress, "enabled", True)
+    if progress is not None:
+        progress.set_total(n)
+    try:
+        for lo in range(0, n, _ROW_CHUNK):
+            hi = min(n, lo + _ROW_CHUNK)
+            engine.feed_rows(rows, lo, hi)
+            cache.drop_pages(hi, _levels_end(cache, lo, hi))
+            if draw:
+                progress.advance(hi - lo)
+        return engine.close()
+    finally:
+        cache.close()
+
+
+def _levels_end(cache: Any, lo: int, hi: int) -> int:
+    """The level row after the last book event among rows ``lo..hi-1`` (0 when none is)."""
+    codes = cache.kind[lo:hi].tobytes()
+    last = max(codes.rfind(bytes((K_SNAPSHOT,))), codes.rfind(bytes((K_DELTA,))))
+    if last < 0:
+        return 0
+    r = lo + last
+    return max(0, cache.a[r] + cache.b[r] + cache.c[r])
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,7 +43,7 @@ def test_version():
     res = run_cli("--version")
     assert res.code == 0 and res.stdout.startswith("mmkit ")
     line = res.stdout.splitlines()[1]  # which compiled fast paths this install uses, for bug reports
-    assert re.fullmatch(r"compiled: book_levels=(on|built-off|pure) cache_rows=(on|built-off|pure) "
+    assert re.fullmatch(r"compiled: book_levels=(on|built-off|pure) engine_loop=(on|built-off|pure) cache_rows=(on|built-off|pure) "
                         r"jsonl_scanner=(on|built-off|pure)", line), line
 
 

@@ -131,10 +131,11 @@ def test_golden_report_of_the_usdm_0718_recording(inputs: Path, frozen: None) ->
 
 def test_compiled_and_pure_paths_give_byte_identical_artifacts(inputs: Path, frozen: None,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """The compiled modules (book loops, cache row builder) change speed, never results: the
-    same backtest from the raw file and from its cache, once on each path, writes the same
-    bytes, and the raw-file report is the golden one either way."""
-    from mmkit.core import book
+    """The compiled modules (book loops, cache row builder, the engine loop over cache
+    rows) change speed, never results: the same backtest from the raw file and from its
+    cache, once on each path, writes the same bytes, and the raw-file report is the golden
+    one either way."""
+    from mmkit.core import book, engine
     from mmkit.data import cache
 
     if book._compiled_apply_side is None or not cache.COMPILED:
@@ -146,6 +147,7 @@ def test_compiled_and_pure_paths_give_byte_identical_artifacts(inputs: Path, fro
         for path in ("compiled", "pure"):
             monkeypatch.setenv("MMKIT_PURE_PYTHON", "0" if path == "compiled" else "1")
             book.use_compiled(path == "compiled")
+            monkeypatch.setattr(engine, "_feed_rows", engine._compiled_feed_rows if path == "compiled" else None)
             for ticks in ("usdm_0718.gz", "usdm.mmc"):
                 out = f"{path}-{ticks}"
                 res = run_cli("backtest", "run", "--ticks", ticks, "--seed", "1", "--config", "baseline.yaml",

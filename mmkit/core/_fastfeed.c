@@ -1,0 +1,927 @@
+/* mmkit.core._fastfeed: Engine.feed over columnar rows, in C, for the common steps.
+
+Why: a backtest from the cache spent most of its time on per-event Python work that moves
+only a little state: building an event object, the engine loop's scheduling checks, the
+simulator's dispatch, two book updates (the fill simulator's exchange-time book and the
+strategy's local book), the signals' touch and trade updates and the ledger's mark.  This
+module runs the same loop (Engine.feed, FillSimulator.on_market, Engine._on_local_market)
+directly over the cache columns and changes the same Python objects the same way, and
+hands every step that is not a common one back to the Python method that owns it, with
+the event rebuilt (Engine._row_event):
+
+  done here                                  handed to the Python method
+  -----------------------------------------  ---------------------------------------------
+  local FIFO order and the local clock       Engine._advance (an arrival or report is due)
+  a delta on the sim book, with the queue    FillSimulator.on_market (a trade reaching our
+    ahead of our orders (queue.on_depth)       orders, a quote before depth, snapshots,
+  trades/quotes reaching no order of ours      gaps, negative sizes, FillSimulator._check_cross)
+  a delta on the local book                  Engine._collect (reports to schedule)
+  SymbolSignals.on_touch/on_trade (EWMA vol, MarkoutTracker.on_mid (a markout matures)
+    trade intensity, the last mid)           Ledger.sample (an equity point is due)
+  Ledger.mark_mid2                           Engine._decide (a decision is due)
+                                             Engine._on_local_market (anything else)
+
+Float arithmetic is written in the Python expressions' order (IEEE doubles, libm log and
+exp as math.log/math.exp use), so results are bit-identical; tests run backtests both
+ways and require byte-identical artifacts.  Attributes of __slots__ objects are read at
+their slot offsets (resolved per type on first use), others through getattr.
+
+run(engine, sim, ctx, cols, levels, lo, hi) -> rows consumed
+  ctx = (runtimes, sim_syms, materialize, shift_ns, interval_ns, cross_fills, local,
+         reports, arrivals, sim_reports, ledger, on_depth, ln2)
+    runtimes  per symbol id: (rt, book, signals, ledger_book) or None (not traded)
+    sim_syms  per symbol id: the simulator's per-symbol state or None
+  cols, levels: the cache's 8 event columns and 2 level columns (buffers).
+  Pure: no I/O. */
+
+#include "_levels_impl.h"
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#include <structmember.h>
+
+enum { K_SNAPSHOT = 0, K_DELTA = 1, K_TRADE = 2, K_QUOTE = 3, K_SEQ_GAP = 4 };
+#define BUY 1
+
+/* ------------------------------------------------------------------ attribute access */
+
+typedef struct {
+    const char *text;
+    PyObject *name;
+    PyTypeObject *type;
+    Py_ssize_t off; /* slot offset for `type`, -1: use getattr/setattr */
+} Attr;
+
+#define ATTR(var, text) static Attr var = {text, NULL, NULL, -1}
+
+static void attr_resolve(Attr *a, PyTypeObject *tp) {
+    a->type = tp;
+    a->off = -1;
+    PyObject *d = _PyType_Lookup(tp, a->name);
+    if (d != NULL && Py_IS_TYPE(d, &PyMemberDescr_Type)) {
+        PyMemberDef *m = ((PyMemberDescrObject *)d)->d_member;
+        if (m->type == T_OBJECT_EX && !(m->flags & READONLY)) a->off = m->offset;
+    }
+}
+
+/* obj.attr (new reference) */
+static PyObject *aget(Attr *a, PyObject *obj) {
+    if (Py_TYPE(obj) != a->type) attr_resolve(a, Py_TYPE(obj));
+    if (a->off >= 0) {
+        PyObject *v = *(PyObject **)((char *)obj + a->off);
+        if (v != NULL) {
+            Py_INCREF(v);
+            return v;
+        }
+    }
+    return PyObject_GetAttr(obj, a->name);
+}
+
+/* obj.attr = v (v borrowed) */
+static int aset(Attr *a, PyObject *obj, PyObject *v) {
+    if (Py_TYPE(obj) != a->type) attr_resolve(a, Py_TYPE(obj));
+    if (a->off >= 0) {
+        PyObject **slot = (PyObject **)((char *)obj + a->off);
+        PyObject *old = *slot;
+        Py_INCREF(v);
+        *slot = v;
+        Py_XDECREF(old);
+        return 0;
+    }
+    return PyObject_SetAttr(obj, a->name, v);
+}
+
+static int get_i64(Attr *a, PyObject *obj, int64_t *out) {
+    PyObject *v = aget(a, obj);
+    if (v == NULL) return -1;
+    *out = PyLong_AsLongLong(v);
+    Py_DECREF(v);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* an int attribute that may be None: 1 with *out set, 0 for None, -1 on error */
+static int get_opt_i64(Attr *a, PyObject *obj, int64_t *out) {
+    PyObject *v = aget(a, obj);
+    if (v == NULL) return -1;
+    if (v == Py_None) {
+        Py_DECREF(v);
+        return 0;
+    }
+    *out = PyLong_AsLongLong(v);
+    Py_DECREF(v);
+    return (*out == -1 && PyErr_Occurred()) ? -1 : 1;
+}
+
+static int get_f64(Attr *a, PyObject *obj, double *out) {
+    PyObject *v = aget(a, obj);
+    if (v == NULL) return -1;
+    *out = PyFloat_AsDouble(v);
+    Py_DECREF(v);
+    return (*out == -1.0 && PyErr_Occurred()) ? -1 : 0;
+}
+
+static int set_i64(Attr *a, PyObject *obj, int64_t value) {
+    PyObject *v = PyLong_FromLongLong(value);
+    if (v == NULL) return -1;
+    int rc = aset(a, obj, v);
+    Py_DECREF(v);
+    return rc;
+}
+
+static int set_f64(Attr *a, PyObject *obj, double value) {
+    PyObject *v = PyFloat_FromDouble(value);
+    if (v == NULL) return -1;
+    int rc = aset(a, obj, v);
+    Py_DECREF(v);
+    return rc;
+}
+
+static int get_truth(Attr *a, PyObject *obj) {
+    PyObject *v = aget(a, obj);
+    if (v == NULL) return -1;
+    int t = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return t;
+}
+
+/* a sized attribute's length (a dict, a list) */
+static Py_ssize_t get_len(Attr *a, PyObject *obj) {
+    PyObject *v = aget(a, obj);
+    if (v == NULL) return -1;
+    Py_ssize_t n = PyObject_Length(v);
+    Py_DECREF(v);
+    return n;
+}
+
+ATTR(A_now, "_now");
+ATTR(A_paused, "paused");
+ATTR(A_last_ts, "_last_ts");
+ATTR(A_counters, "counters");
+ATTR(A_c_events, "events");
+ATTR(A_c_trades, "trades");
+ATTR(A_c_book_events, "book_events");
+ATTR(A_book_stale, "stale");
+ATTR(A_book_updates, "updates");
+ATTR(A_book_ts, "ts");
+ATTR(A_book_bids, "bids");
+ATTR(A_book_asks, "asks");
+ATTR(A_book_bid_heap, "_bid_heap");
+ATTR(A_book_ask_heap, "_ask_heap");
+ATTR(A_book_best_bid, "best_bid");
+ATTR(A_book_best_ask, "best_ask");
+ATTR(A_sig_last_mid2, "_last_mid2");
+ATTR(A_sig_vol, "vol");
+ATTR(A_sig_intensity, "intensity");
+ATTR(A_sig_markouts, "markouts");
+ATTR(A_rt_last_mid2, "last_mid2");
+ATTR(A_rt_next_decision, "next_decision_ns");
+ATTR(A_led_next_due, "_next_due");
+ATTR(A_lb_mark_src, "mark_src");
+ATTR(A_lb_mark_px, "mark_px");
+ATTR(A_lb_mark_v, "mark_v");
+ATTR(A_lb_mark_ts, "mark_ts_ns");
+ATTR(A_st_n, "n");
+ATTR(A_st_book, "book");
+ATTR(A_st_bids, "bids");
+ATTR(A_st_asks, "asks");
+ATTR(A_st_max_bid, "max_bid");
+ATTR(A_st_min_ask, "min_ask");
+ATTR(A_st_used_bid, "used_bid");
+ATTR(A_st_used_ask, "used_ask");
+ATTR(A_st_depth_seen, "depth_seen");
+ATTR(A_sim_now, "now_ns");
+ATTR(A_o_ahead, "ahead");
+ATTR(A_o_traded, "traded");
+ATTR(A_ti_last_ts, "last_ts");
+ATTR(A_ti_half_life, "half_life_ns");
+ATTR(A_ti_count, "_count");
+ATTR(A_ti_buy, "_buy");
+ATTR(A_ti_sell, "_sell");
+ATTR(A_ti_trades, "trades");
+ATTR(A_v_last_ts, "last_ts");
+ATTR(A_v_half_life, "half_life_ns");
+ATTR(A_v_last_log_mid, "last_log_mid");
+ATTR(A_v_var_sum, "_var_sum");
+ATTR(A_v_weight, "_weight");
+ATTR(A_v_samples, "samples");
+ATTR(A_v_rejected, "rejected");
+ATTR(A_m_pending, "_pending");
+ATTR(A_m_mid2, "_mid2");
+
+static Attr *ALL_ATTRS[] = {
+    &A_now, &A_paused, &A_last_ts, &A_counters, &A_c_events, &A_c_trades, &A_c_book_events, &A_book_stale,
+    &A_book_updates, &A_book_ts, &A_book_bids, &A_book_asks, &A_book_bid_heap, &A_book_ask_heap, &A_book_best_bid,
+    &A_book_best_ask, &A_sig_last_mid2, &A_sig_vol, &A_sig_intensity, &A_sig_markouts, &A_rt_last_mid2,
+    &A_rt_next_decision, &A_led_next_due, &A_lb_mark_src, &A_lb_mark_px, &A_lb_mark_v, &A_lb_mark_ts, &A_st_n,
+    &A_st_book, &A_st_bids, &A_st_asks, &A_st_max_bid, &A_st_min_ask, &A_st_used_bid, &A_st_used_ask,
+    &A_st_depth_seen, &A_sim_now, &A_o_ahead, &A_o_traded, &A_ti_last_ts, &A_ti_half_life, &A_ti_count, &A_ti_buy,
+    &A_ti_sell, &A_ti_trades, &A_v_last_ts, &A_v_half_life, &A_v_last_log_mid, &A_v_var_sum, &A_v_weight,
+    &A_v_samples, &A_v_rejected, &A_m_pending, &A_m_mid2, NULL};
+
+static PyObject *M_on_trade, *M_on_touch, *M_on_mid, *M_mark_mid2, *M_sample, *M_decide, *M_on_local, *M_advance,
+    *M_collect, *M_on_market, *M_check_cross, *M_popleft, *M_append;
+
+/* ------------------------------------------------------------------ the context */
+
+typedef struct {
+    const int8_t *kind;
+    const uint16_t *sym;
+    const int64_t *ts, *rts, *a, *b, *c, *lpx, *lqty;
+    Py_ssize_t rows, nlevels, nsym;
+    PyObject *engine, *sim, *ledger, *runtimes, *sims, *materialize, *on_depth;
+    PyObject *local, *reports, *arrivals, *sim_reports, *popleft, *append;
+    int64_t shift, interval;
+    double ln2;
+    int cross_fills;
+    Py_ssize_t trades, book_events;
+} Ctx;
+
+/* obj.name(*objs, *ints), ints passed as Python ints */
+static int call_method(PyObject *obj, PyObject *name, PyObject **objs, int nobj, const int64_t *ints, int nint) {
+    PyObject *args[8];
+    int n = 0;
+    args[n++] = obj;
+    for (int i = 0; i < nobj; i++) args[n++] = objs[i];
+    int made = n;
+    for (int i = 0; i < nint; i++) {
+        PyObject *v = PyLong_FromLongLong(ints[i]);
+        if (v == NULL) {
+            for (int j = made; j < n; j++) Py_DECREF(args[j]);
+            return -1;
+        }
+        args[n++] = v;
+    }
+    PyObject *r = PyObject_VectorcallMethod(name, args, (size_t)n | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    for (int j = made; j < n; j++) Py_DECREF(args[j]);
+    if (r == NULL) return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* Row r rebuilt as an event object (new reference). */
+static PyObject *materialize(Ctx *x, Py_ssize_t r) {
+    PyObject *i = PyLong_FromSsize_t(r);
+    if (i == NULL) return NULL;
+    PyObject *ev = PyObject_CallOneArg(x->materialize, i);
+    Py_DECREF(i);
+    return ev;
+}
+
+/* obj.name(event of row r, *ints) */
+static int call_with_row(Ctx *x, PyObject *obj, PyObject *name, Py_ssize_t r, const int64_t *ints, int nint) {
+    PyObject *ev = materialize(x, r);
+    if (ev == NULL) return -1;
+    int rc = call_method(obj, name, &ev, 1, ints, nint);
+    Py_DECREF(ev);
+    return rc;
+}
+
+/* Head time of a heap/deque of (time, ...) tuples: 1 with *t set, 0 when empty, -1 on error. */
+static int heap_head(PyObject *heap, int64_t *t) {
+    if (PyList_GET_SIZE(heap) == 0) return 0;
+    PyObject *item = PyList_GET_ITEM(heap, 0);
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) < 1) {
+        PyErr_SetString(PyExc_TypeError, "heap entries must be (time, ...) tuples");
+        return -1;
+    }
+    *t = PyLong_AsLongLong(PyTuple_GET_ITEM(item, 0));
+    return (*t == -1 && PyErr_Occurred()) ? -1 : 1;
+}
+
+static int deque_head(PyObject *dq, int64_t *t) {
+    Py_ssize_t n = PyObject_Length(dq);
+    if (n <= 0) return (int)n;
+    PyObject *item = PySequence_GetItem(dq, 0);
+    if (item == NULL) return -1;
+    int rc = 1;
+    if (!PyTuple_Check(item) || PyTuple_GET_SIZE(item) < 1) {
+        PyErr_SetString(PyExc_TypeError, "queue entries must be (time, ...) tuples");
+        rc = -1;
+    } else {
+        *t = PyLong_AsLongLong(PyTuple_GET_ITEM(item, 0));
+        if (*t == -1 && PyErr_Occurred()) rc = -1;
+    }
+    Py_DECREF(item);
+    return rc;
+}
+
+/* Is an exchange arrival or a report due at or before t?  1/0, -1 on error. */
+static int due_by(Ctx *x, int64_t t) {
+    int64_t h;
+    int rc = heap_head(x->arrivals, &h);
+    if (rc < 0) return -1;
+    if (rc && h <= t) return 1;
+    rc = heap_head(x->reports, &h);
+    if (rc < 0) return -1;
+    return rc && h <= t;
+}
+
+/* A book row whose level range lies outside the level columns (the row builder raises
+   the cache's own error for it), or one with a negative size (the book raises). */
+static int odd_levels(Ctx *x, Py_ssize_t r) {
+    int64_t first = x->a[r], nb = x->b[r], na = x->c[r];
+    if (first < 0 || nb < 0 || na < 0 || first > x->nlevels || nb > x->nlevels - first || na > x->nlevels - first - nb)
+        return 1;
+    for (int64_t i = first; i < first + nb + na; i++)
+        if (x->lqty[i] < 0) return 1;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ books */
+
+/* One side of a delta row onto a book side (L2Book.apply_levels), and when `mine` (our
+   orders by price) is given, FillSimulator._delta_at_ours's queue update at our prices:
+   prev = size before, then each order's ahead = on_depth(ahead, prev, new, traded) and
+   traded = 0. */
+static int apply_side_raw(Ctx *x, PyObject *book, int is_bid, const int64_t *px, const int64_t *qty, int64_t n,
+                          PyObject *mine) {
+    if (n == 0) return 0;
+    Attr *ad = is_bid ? &A_book_bids : &A_book_asks, *ah = is_bid ? &A_book_bid_heap : &A_book_ask_heap,
+         *ab = is_bid ? &A_book_best_bid : &A_book_best_ask;
+    PyObject *dict = aget(ad, book);
+    if (dict == NULL) return -1;
+    PyObject *heap = aget(ah, book);
+    PyObject *best = heap ? aget(ab, book) : NULL;
+    int rc = (heap && best && PyDict_CheckExact(dict) && PyList_CheckExact(heap)) ? 0 : -1;
+    if (rc < 0 && !PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "book sides must be a dict and a heap list");
+    for (int64_t i = 0; i < n && rc == 0; i++) {
+        PyObject *p = PyLong_FromLongLong(px[i]), *q = PyLong_FromLongLong(qty[i]);
+        PyObject *orders = NULL, *prev = NULL;
+        if (p == NULL || q == NULL) rc = -1;
+        if (rc == 0 && mine != NULL) {
+            orders = PyDict_GetItemWithError(mine, p); /* borrowed */
+            if (orders == NULL && PyErr_Occurred()) rc = -1;
+            if (orders != NULL) {
+                Py_INCREF(orders);
+                prev = PyDict_GetItemWithError(dict, p);
+                if (prev == NULL && PyErr_Occurred()) rc = -1;
+                else if (prev == NULL) prev = PyLong_FromLong(0);
+                else Py_INCREF(prev);
+                if (prev == NULL) rc = -1;
+            }
+        }
+        if (rc == 0) rc = apply_one(dict, &heap, p, q, qty[i] != 0, is_bid, &best);
+        if (rc == 0 && orders != NULL) {
+            if (!PyList_Check(orders)) {
+                PyErr_SetString(PyExc_TypeError, "orders at a price must be a list");
+                rc = -1;
+            }
+            for (Py_ssize_t j = 0; rc == 0 && j < PyList_GET_SIZE(orders); j++) {
+                PyObject *o = PyList_GET_ITEM(orders, j);
+                Py_INCREF(o);
+                PyObject *ahead = aget(&A_o_ahead, o);
+                PyObject *traded = ahead ? aget(&A_o_traded, o) : NULL;
+                PyObject *res = NULL;
+                if (traded != NULL) {
+                    PyObject *args[4] = {ahead, prev, q, traded};
+                    res = PyObject_Vectorcall(x->on_depth, args, 4, NULL);
+                }
+                if (res == NULL || aset(&A_o_ahead, o, res) < 0) rc = -1;
+                if (rc == 0) {
+                    PyObject *zero = PyLong_FromLong(0);
+                    rc = zero ? aset(&A_o_traded, o, zero) : -1;
+                    Py_XDECREF(zero);
+                }
+                Py_XDECREF(res);
+                Py_XDECREF(ahead);
+                Py_XDECREF(traded);
+                Py_DECREF(o);
+            }
+        }
+        Py_XDECREF(orders);
+        Py_XDECREF(prev);
+        Py_XDECREF(p);
+        Py_XDECREF(q);
+    }
+    if (rc == 0) rc = aset(ab, book, best);
+    if (rc == 0) rc = aset(ah, book, heap);
+    Py_DECREF(dict);
+    Py_XDECREF(heap);
+    Py_XDECREF(best);
+    return rc;
+}
+
+/* L2Book.apply_delta (+ the queue update at our prices when mine_b/mine_a are given) for
+   a delta row already checked by odd_levels. */
+static int apply_delta_raw(Ctx *x, PyObject *book, Py_ssize_t r, PyObject *mine_b, PyObject *mine_a) {
+    int64_t first = x->a[r], nb = x->b[r], na = x->c[r];
+    if (apply_side_raw(x, book, 1, x->lpx + first, x->lqty + first, nb, mine_b) < 0) return -1;
+    if (apply_side_raw(x, book, 0, x->lpx + first + nb, x->lqty + first + nb, na, mine_a) < 0) return -1;
+    int64_t updates;
+    if (get_i64(&A_book_updates, book, &updates) < 0) return -1;
+    return set_i64(&A_book_updates, book, updates + nb + na);
+}
+
+/* Does any price of the row's side have orders of ours in `mine`?  1/0, -1 on error. */
+static int hits(PyObject *mine, const int64_t *px, int64_t n) {
+    if (PyDict_GET_SIZE(mine) == 0) return 0;
+    for (int64_t i = 0; i < n; i++) {
+        PyObject *p = PyLong_FromLongLong(px[i]);
+        if (p == NULL) return -1;
+        int in = PyDict_Contains(mine, p);
+        Py_DECREF(p);
+        if (in) return in;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ the exchange side */
+
+/* FillSimulator._delta's cross condition after the book update.  1/0, -1 on error. */
+static int crossing(PyObject *book, PyObject *st) {
+    int64_t v, lim;
+    int rc = get_opt_i64(&A_book_best_ask, book, &v);
+    if (rc < 0) return -1;
+    if (rc) {
+        if (get_i64(&A_st_max_bid, st, &lim) < 0) return -1;
+        if (v <= lim) return 1;
+    }
+    rc = get_opt_i64(&A_book_best_bid, book, &v);
+    if (rc < 0) return -1;
+    if (rc) {
+        if (get_i64(&A_st_min_ask, st, &lim) < 0) return -1;
+        if (v >= lim) return 1;
+    }
+    Py_ssize_t n = get_len(&A_st_used_ask, st);
+    if (n != 0) return n < 0 ? -1 : 1;
+    n = get_len(&A_st_used_bid, st);
+    return n < 0 ? -1 : n > 0;
+}
+
+/* FillSimulator.on_market for row r with nothing due by its ts (the engine advanced). */
+static int sim_on_market(Ctx *x, Py_ssize_t r) {
+    PyObject *st = PyTuple_GET_ITEM(x->sims, x->sym[r]);
+    if (st == Py_None) return 0;
+    int64_t ts = x->ts[r];
+    int k = x->kind[r];
+    if (k == K_DELTA && !odd_levels(x, r)) {
+        int64_t n;
+        if (get_i64(&A_st_n, st, &n) < 0 || set_i64(&A_sim_now, x->sim, ts) < 0) return -1;
+        PyObject *book = aget(&A_st_book, st);
+        if (book == NULL) return -1;
+        int rc = 0;
+        if (n) {
+            /* FillSimulator._delta: the queue update where a level of ours changes */
+            int64_t first = x->a[r], nb = x->b[r], na = x->c[r];
+            PyObject *mb = aget(&A_st_bids, st), *ma = mb ? aget(&A_st_asks, st) : NULL;
+            int hb = ma && PyDict_Check(mb) && PyDict_Check(ma) ? hits(mb, x->lpx + first, nb) : -1;
+            int ha = hb >= 0 ? hits(ma, x->lpx + first + nb, na) : -1;
+            if (ha < 0) {
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "our orders by price must be dicts");
+                rc = -1;
+            } else {
+                rc = apply_delta_raw(x, book, r, hb ? mb : NULL, ha ? ma : NULL);
+            }
+            Py_XDECREF(mb);
+            Py_XDECREF(ma);
+            if (rc == 0 && x->cross_fills) {
+                int cross = crossing(book, st);
+                if (cross < 0) rc = -1;
+                else if (cross) {
+                    PyObject *objs[1] = {st};
+                    rc = call_method(x->sim, M_check_cross, objs, 1, &ts, 1);
+                }
+            }
+        } else {
+            rc = apply_delta_raw(x, book, r, NULL, NULL);
+        }
+        if (rc == 0) rc = set_i64(&A_book_ts, book, ts);
+        if (rc == 0) rc = aset(&A_st_depth_seen, st, Py_True);
+        Py_DECREF(book);
+        return rc;
+    }
+    if (k == K_TRADE) {
+        int64_t side = x->a[r], price = x->b[r], lim;
+        if (side < 0) {
+            if (get_i64(&A_st_max_bid, st, &lim) < 0) return -1;
+            if (price <= lim) return call_with_row(x, x->sim, M_on_market, r, NULL, 0);
+        } else {
+            if (get_i64(&A_st_min_ask, st, &lim) < 0) return -1;
+            if (price >= lim) return call_with_row(x, x->sim, M_on_market, r, NULL, 0);
+        }
+        return set_i64(&A_sim_now, x->sim, ts);
+    }
+    if (k == K_QUOTE) {
+        int seen = get_truth(&A_st_depth_seen, st);
+        if (seen < 0) return -1;
+        if (!seen) return call_with_row(x, x->sim, M_on_market, r, NULL, 0);
+        return set_i64(&A_sim_now, x->sim, ts);
+    }
+    return call_with_row(x, x->sim, M_on_market, r, NULL, 0);
+}
+
+/* ------------------------------------------------------------------ signals */
+
+/* TradeIntensity.on_trade */
+static int on_trade(Ctx *x, PyObject *signals, int64_t ts, int64_t side, int64_t qty) {
+    PyObject *ti = aget(&A_sig_intensity, signals);
+    if (ti == NULL) return -1;
+    int64_t last, trades;
+    double hl, count, buy, sell;
+    int rc = get_opt_i64(&A_ti_last_ts, ti, &last);
+    int has_last = rc;
+    if (rc < 0 || get_f64(&A_ti_half_life, ti, &hl) < 0 || get_f64(&A_ti_count, ti, &count) < 0 ||
+        get_f64(&A_ti_buy, ti, &buy) < 0 || get_f64(&A_ti_sell, ti, &sell) < 0 || get_i64(&A_ti_trades, ti, &trades) < 0) {
+        Py_DECREF(ti);
+        return -1;
+    }
+    if (has_last && ts > last) {
+        double d = exp(-x->ln2 * (double)(ts - last) / hl);
+        count *= d;
+        buy *= d;
+        sell *= d;
+    }
+    rc = 0;
+    if (!has_last || ts > last) rc = set_i64(&A_ti_last_ts, ti, ts);
+    count += 1.0;
+    if (side == BUY) buy += (double)qty;
+    else sell += (double)qty;
+    if (rc == 0) rc = set_f64(&A_ti_count, ti, count);
+    if (rc == 0) rc = set_f64(&A_ti_buy, ti, buy);
+    if (rc == 0) rc = set_f64(&A_ti_sell, ti, sell);
+    if (rc == 0) rc = set_i64(&A_ti_trades, ti, trades + 1);
+    Py_DECREF(ti);
+    return rc;
+}
+
+/* Would MarkoutTracker.on_mid(ts, mid2) mature a fill?  Then Python does it. 1/0/-1 */
+static int markouts_due(PyObject *mk, int64_t ts, int *first) {
+    PyObject *mid2 = aget(&A_m_mid2, mk);
+    if (mid2 == NULL) return -1;
+    *first = mid2 == Py_None;
+    Py_DECREF(mid2);
+    int64_t upto = *first ? ts : ts - 1;
+    PyObject *pending = aget(&A_m_pending, mk);
+    if (pending == NULL) return -1;
+    PyObject *seq = PySequence_Fast(pending, "markout queues");
+    Py_DECREF(pending);
+    if (seq == NULL) return -1;
+    int due = 0;
+    for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(seq) && !due; i++) {
+        int64_t h;
+        int rc = deque_head(PySequence_Fast_GET_ITEM(seq, i), &h);
+        if (rc < 0) due = -1;
+        else if (rc && h <= upto) due = 1;
+    }
+    Py_DECREF(seq);
+    return due;
+}
+
+/* EwmaVol.on_mid(ts, mid) for a positive finite mid */
+static int vol_on_mid(Ctx *x, PyObject *vol, int64_t ts, double mid) {
+    int64_t last;
+    int rc = get_opt_i64(&A_v_last_ts, vol, &last);
+    if (rc < 0) return -1;
+    if (rc == 0) {
+        if (set_i64(&A_v_last_ts, vol, ts) < 0) return -1;
+        return set_f64(&A_v_last_log_mid, vol, log(mid));
+    }
+    if (ts <= last) {
+        int64_t rej;
+        if (get_i64(&A_v_rejected, vol, &rej) < 0) return -1;
+        return set_i64(&A_v_rejected, vol, rej + 1);
+    }
+    double last_log, var_sum, weight, hl;
+    int64_t samples;
+    if (get_f64(&A_v_last_log_mid, vol, &last_log) < 0 || get_f64(&A_v_var_sum, vol, &var_sum) < 0 ||
+        get_f64(&A_v_weight, vol, &weight) < 0 || get_f64(&A_v_half_life, vol, &hl) < 0 ||
+        get_i64(&A_v_samples, vol, &samples) < 0)
+        return -1;
+    double lm = log(mid);
+    double r = lm - last_log;
+    int64_t dt_ns = ts - last;
+    double decay = exp(-x->ln2 * (double)dt_ns / hl);
+    var_sum = decay * var_sum + (1.0 - decay) * (r * r * 1e9 / (double)dt_ns);
+    weight = decay * weight + (1.0 - decay);
+    if (set_f64(&A_v_var_sum, vol, var_sum) < 0 || set_f64(&A_v_weight, vol, weight) < 0 ||
+        set_i64(&A_v_last_ts, vol, ts) < 0 || set_f64(&A_v_last_log_mid, vol, lm) < 0 ||
+        set_i64(&A_v_samples, vol, samples + 1) < 0)
+        return -1;
+    return 0;
+}
+
+/* SymbolSignals.on_touch(ts, bid, ask) for a two-sided touch given as ints */
+static int touch(Ctx *x, PyObject *signals, int64_t ts, int64_t b, int64_t a) {
+    int64_t mid2, last;
+    if (b >= a) return 0;
+    if (__builtin_add_overflow(b, a, &mid2) || mid2 > ((int64_t)1 << 53)) {
+        /* beyond exact doubles: the Python method */
+        PyObject *bo = PyLong_FromLongLong(b), *ao = PyLong_FromLongLong(a);
+        PyObject *objs[2] = {bo, ao};
+        int rc = (bo && ao) ? call_method(signals, M_on_touch, objs, 2, &ts, 1) : -1;
+        Py_XDECREF(bo);
+        Py_XDECREF(ao);
+        return rc;
+    }
+    if (mid2 <= 0) return 0;
+    if (get_i64(&A_sig_last_mid2, signals, &last) < 0) return -1;
+    if (mid2 == last) return 0;
+    if (set_i64(&A_sig_last_mid2, signals, mid2) < 0) return -1;
+    PyObject *mk = aget(&A_sig_markouts, signals);
+    if (mk == NULL) return -1;
+    int first = 0;
+    int due = markouts_due(mk, ts, &first);
+    int rc = due < 0 ? -1 : 0;
+    if (due > 0) {
+        int64_t ints[2] = {ts, mid2};
+        rc = call_method(mk, M_on_mid, NULL, 0, ints, 2);
+    } else if (due == 0) {
+        rc = set_i64(&A_m_mid2, mk, mid2);
+    }
+    Py_DECREF(mk);
+    if (rc < 0) return -1;
+    PyObject *vol = aget(&A_sig_vol, signals);
+    if (vol == NULL) return -1;
+    rc = vol_on_mid(x, vol, ts, (double)mid2 * 0.5);
+    Py_DECREF(vol);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ the local side */
+
+static int64_t floor_div(int64_t a, int64_t b) {
+    int64_t q = a / b;
+    return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
+}
+
+/* Engine._on_local_market for a row, at local time now. */
+static int deliver_row(Ctx *x, Py_ssize_t r, int64_t now) {
+    PyObject *entry = PyTuple_GET_ITEM(x->runtimes, x->sym[r]);
+    if (entry == Py_None) return 0;
+    PyObject *rt = PyTuple_GET_ITEM(entry, 0), *book = PyTuple_GET_ITEM(entry, 1),
+             *signals = PyTuple_GET_ITEM(entry, 2), *lbook = PyTuple_GET_ITEM(entry, 3);
+    int k = x->kind[r];
+    int64_t ts = x->ts[r];
+    if (k == K_TRADE) {
+        x->trades++;
+        return on_trade(x, signals, ts, x->a[r], x->c[r]);
+    }
+    if (k == K_QUOTE) return touch(x, signals, ts, x->a[r], x->c[r]);
+    int stale = get_truth(&A_book_stale, book);
+    if (stale < 0) return -1;
+    if (k != K_DELTA || stale || odd_levels(x, r)) {
+        int64_t ints[1] = {now};
+        return call_with_row(x, x->engine, M_on_local, r, ints, 1);
+    }
+    if (apply_delta_raw(x, book, r, NULL, NULL) < 0 || set_i64(&A_book_ts, book, ts) < 0) return -1;
+    x->book_events++;
+    int64_t bid, ask;
+    int hb = get_opt_i64(&A_book_best_bid, book, &bid);
+    int ha = hb >= 0 ? get_opt_i64(&A_book_best_ask, book, &ask) : -1;
+    if (ha < 0) return -1;
+    if (hb && ha) {
+        if (touch(x, signals, ts, bid, ask) < 0) return -1;
+        int64_t mid2, last;
+        if (bid < ask && !__builtin_add_overflow(bid, ask, &mid2)) {
+            if (get_i64(&A_rt_last_mid2, rt, &last) < 0) return -1;
+            if (mid2 != last) {
+                /* Ledger.mark_mid2 (mid2 > 0 here unless prices are negative: then Python raises) */
+                if (set_i64(&A_rt_last_mid2, rt, mid2) < 0) return -1;
+                if (mid2 <= 0) {
+                    PyObject *objs[1] = {Py_None};
+                    int64_t ints[2] = {mid2, now};
+                    (void)objs;
+                    PyObject *sym = PyObject_GetAttrString(rt, "symbol");
+                    if (sym == NULL) return -1;
+                    int rc = call_method(x->ledger, M_mark_mid2, &sym, 1, ints, 2);
+                    Py_DECREF(sym);
+                    if (rc < 0) return -1;
+                } else if (set_i64(&A_lb_mark_src, lbook, mid2) < 0 || aset(&A_lb_mark_px, lbook, Py_None) < 0 ||
+                           aset(&A_lb_mark_v, lbook, Py_None) < 0 || set_i64(&A_lb_mark_ts, lbook, now) < 0) {
+                    return -1;
+                }
+            }
+        } else if (bid < ask) {
+            PyErr_SetString(PyExc_OverflowError, "bid + ask beyond 64 bits");
+            return -1;
+        }
+    }
+    /* Ledger.sample: cheap when nothing is due */
+    int64_t nd;
+    int rc = get_opt_i64(&A_led_next_due, x->ledger, &nd);
+    if (rc < 0) return -1;
+    if ((rc == 0 || now >= nd) && call_method(x->ledger, M_sample, NULL, 0, &now, 1) < 0) return -1;
+    int64_t next;
+    if (get_i64(&A_rt_next_decision, rt, &next) < 0) return -1;
+    if (now >= next) {
+        int paused = get_truth(&A_paused, x->engine);
+        if (paused < 0) return -1;
+        if (!paused) {
+            PyObject *objs[1] = {rt};
+            if (call_method(x->engine, M_decide, objs, 1, &now, 1) < 0) return -1;
+            next = x->interval ? (floor_div(now, x->interval) + 1) * x->interval : now;
+            if (set_i64(&A_rt_next_decision, rt, next) < 0) return -1;
+        }
+    }
+    return 0;
+}
+
+static int deliver(Ctx *x, PyObject *item, int64_t now) {
+    if (PyLong_CheckExact(item)) {
+        Py_ssize_t r = PyLong_AsSsize_t(item);
+        if (r == -1 && PyErr_Occurred()) return -1;
+        if (r >= 0 && r < x->rows) return deliver_row(x, r, now);
+    }
+    PyObject *objs[1] = {item};
+    return call_method(x->engine, M_on_local, objs, 1, &now, 1);
+}
+
+/* ------------------------------------------------------------------ the loop */
+
+static int get_buf(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS) < 0) return -1;
+    if (view->itemsize != itemsize || view->len % itemsize) {
+        PyBuffer_Release(view);
+        PyErr_SetString(PyExc_TypeError, "cache column has the wrong item size");
+        return -1;
+    }
+    return 0;
+}
+
+/* Engine.feed's loop for rows lo..hi-1; *n counts rows taken (also when one raised). */
+static int feed(Ctx *x, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t *n, int64_t *last_ts) {
+    for (Py_ssize_t r = lo; r < hi; r++) {
+        if (x->sym[r] >= x->nsym || x->kind[r] < K_SNAPSHOT || x->kind[r] > K_SEQ_GAP) {
+            PyObject *ev = materialize(x, r); /* raises the cache's E_CACHE_CORRUPT */
+            Py_XDECREF(ev);
+            if (ev != NULL) PyErr_SetString(PyExc_ValueError, "a cache row the builder accepted but this loop cannot read");
+            return -1;
+        }
+        int64_t ts = x->ts[r];
+        (*n)++;
+        for (;;) {
+            int64_t when;
+            int rc = deque_head(x->local, &when);
+            if (rc < 0) return -1;
+            if (rc == 0 || when > ts) break;
+            int due = due_by(x, when);
+            if (due < 0) return -1;
+            if (due) break;
+            PyObject *item = PyObject_CallNoArgs(x->popleft);
+            if (item == NULL) return -1;
+            int64_t now;
+            rc = get_i64(&A_now, x->engine, &now);
+            if (rc == 0 && when > now) {
+                now = when;
+                rc = set_i64(&A_now, x->engine, now);
+            }
+            if (rc == 0) rc = deliver(x, PyTuple_GET_ITEM(item, 1), now);
+            Py_DECREF(item);
+            if (rc < 0) return -1;
+        }
+        int due = due_by(x, ts);
+        if (due < 0) return -1;
+        if (due && call_method(x->engine, M_advance, NULL, 0, &ts, 1) < 0) return -1;
+        int64_t h;
+        int rc = heap_head(x->arrivals, &h);
+        if (rc < 0) return -1;
+        if (rc && h <= ts) rc = call_with_row(x, x->sim, M_on_market, r, NULL, 0);
+        else rc = sim_on_market(x, r);
+        if (rc < 0) return -1;
+        if (PyList_GET_SIZE(x->sim_reports) > 0 && call_method(x->engine, M_collect, NULL, 0, NULL, 0) < 0) return -1;
+        PyObject *item = Py_BuildValue("(Ln)", (long long)(x->rts[r] - x->shift), r);
+        if (item == NULL) return -1;
+        PyObject *res = PyObject_CallOneArg(x->append, item);
+        Py_DECREF(item);
+        if (res == NULL) return -1;
+        Py_DECREF(res);
+        if (ts > *last_ts) *last_ts = ts;
+    }
+    return 0;
+}
+
+/* counters.name += v */
+static int bump(PyObject *counters, Attr *a, Py_ssize_t v) {
+    if (v == 0) return 0;
+    int64_t cur;
+    if (get_i64(a, counters, &cur) < 0) return -1;
+    return set_i64(a, counters, cur + v);
+}
+
+static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 7 || !PyTuple_CheckExact(args[2]) || PyTuple_GET_SIZE(args[2]) != 13 || !PyTuple_CheckExact(args[3]) ||
+        PyTuple_GET_SIZE(args[3]) != 8 || !PyTuple_CheckExact(args[4]) || PyTuple_GET_SIZE(args[4]) != 2) {
+        PyErr_SetString(PyExc_TypeError, "run(engine, sim, ctx[13], cols[8], levels[2], lo, hi)");
+        return NULL;
+    }
+    Ctx x;
+    memset(&x, 0, sizeof x);
+    x.engine = args[0];
+    x.sim = args[1];
+    PyObject *ctx = args[2];
+    x.runtimes = PyTuple_GET_ITEM(ctx, 0);
+    x.sims = PyTuple_GET_ITEM(ctx, 1);
+    x.materialize = PyTuple_GET_ITEM(ctx, 2);
+    x.shift = PyLong_AsLongLong(PyTuple_GET_ITEM(ctx, 3));
+    x.interval = PyLong_AsLongLong(PyTuple_GET_ITEM(ctx, 4));
+    x.cross_fills = PyObject_IsTrue(PyTuple_GET_ITEM(ctx, 5));
+    x.local = PyTuple_GET_ITEM(ctx, 6);
+    x.reports = PyTuple_GET_ITEM(ctx, 7);
+    x.arrivals = PyTuple_GET_ITEM(ctx, 8);
+    x.sim_reports = PyTuple_GET_ITEM(ctx, 9);
+    x.ledger = PyTuple_GET_ITEM(ctx, 10);
+    x.on_depth = PyTuple_GET_ITEM(ctx, 11);
+    x.ln2 = PyFloat_AsDouble(PyTuple_GET_ITEM(ctx, 12));
+    Py_ssize_t lo = PyLong_AsSsize_t(args[5]), hi = PyLong_AsSsize_t(args[6]);
+    if (PyErr_Occurred()) return NULL;
+    if (!PyTuple_CheckExact(x.runtimes) || !PyTuple_CheckExact(x.sims) ||
+        PyTuple_GET_SIZE(x.runtimes) != PyTuple_GET_SIZE(x.sims) || !PyList_CheckExact(x.reports) ||
+        !PyList_CheckExact(x.arrivals) || !PyList_CheckExact(x.sim_reports) || x.cross_fills < 0 || x.interval < 0) {
+        PyErr_SetString(PyExc_TypeError, "run: bad context");
+        return NULL;
+    }
+    x.nsym = PyTuple_GET_SIZE(x.runtimes);
+    for (Py_ssize_t i = 0; i < x.nsym; i++) {
+        PyObject *e = PyTuple_GET_ITEM(x.runtimes, i);
+        if (e != Py_None && (!PyTuple_CheckExact(e) || PyTuple_GET_SIZE(e) != 4)) {
+            PyErr_SetString(PyExc_TypeError, "run: runtimes entries are (rt, book, signals, ledger_book) or None");
+            return NULL;
+        }
+    }
+    static const Py_ssize_t sizes[8] = {1, 2, 8, 8, 8, 8, 8, 8};
+    Py_buffer v[10];
+    int got = 0;
+    PyObject *result = NULL;
+    for (; got < 10; got++) {
+        PyObject *col = got < 8 ? PyTuple_GET_ITEM(args[3], got) : PyTuple_GET_ITEM(args[4], got - 8);
+        if (get_buf(col, &v[got], got < 8 ? sizes[got] : 8) < 0) goto done;
+    }
+    x.rows = v[0].len;
+    for (int i = 1; i < 8; i++)
+        if (v[i].len / sizes[i] != x.rows) {
+            PyErr_SetString(PyExc_ValueError, "cache event columns differ in length");
+            goto done;
+        }
+    x.nlevels = v[8].len / 8;
+    if (v[9].len / 8 != x.nlevels) {
+        PyErr_SetString(PyExc_ValueError, "cache level columns differ in length");
+        goto done;
+    }
+    if (lo < 0 || hi > x.rows || lo > hi) {
+        PyErr_SetString(PyExc_IndexError, "row range outside the cache");
+        goto done;
+    }
+    x.kind = v[0].buf;
+    x.sym = v[1].buf;
+    x.ts = v[2].buf;
+    x.rts = v[3].buf;
+    x.a = v[4].buf;
+    x.b = v[5].buf;
+    x.c = v[6].buf;
+    x.lpx = v[8].buf;
+    x.lqty = v[9].buf;
+    x.popleft = PyObject_GetAttr(x.local, M_popleft);
+    x.append = x.popleft ? PyObject_GetAttr(x.local, M_append) : NULL;
+    if (x.append == NULL) goto done;
+    {
+        Py_ssize_t n = 0;
+        int64_t last_ts;
+        if (get_i64(&A_last_ts, x.engine, &last_ts) < 0) goto done;
+        int rc = feed(&x, lo, hi, &n, &last_ts);
+        /* Engine.feed's finally: the counts and the last exchange time, also after an error */
+        PyObject *et, *ev, *tb;
+        PyErr_Fetch(&et, &ev, &tb);
+        PyObject *counters = aget(&A_counters, x.engine);
+        int ok = counters && bump(counters, &A_c_events, n) == 0 && bump(counters, &A_c_trades, x.trades) == 0 &&
+                 bump(counters, &A_c_book_events, x.book_events) == 0 && set_i64(&A_last_ts, x.engine, last_ts) == 0;
+        Py_XDECREF(counters);
+        if (et != NULL) {
+            PyErr_Clear();
+            PyErr_Restore(et, ev, tb);
+        }
+        if (rc < 0 || !ok) goto done;
+        result = PyLong_FromSsize_t(n);
+    }
+done:
+    Py_XDECREF(x.popleft);
+    Py_XDECREF(x.append);
+    for (int i = 0; i < got; i++) PyBuffer_Release(&v[i]);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"run", (PyCFunction)(void (*)(void))run, METH_FASTCALL,
+     "run(engine, sim, ctx, cols, levels, lo, hi) -> rows consumed: Engine.feed over cache rows lo..hi-1."},
+    {NULL, NULL, 0, NULL}};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "mmkit.core._fastfeed",
+                                    "Engine.feed over columnar cache rows (the common steps in C).", -1, methods,
+                                    NULL, NULL, NULL, NULL};
+
+static PyObject *intern(const char *text) { return PyUnicode_InternFromString(text); }
+
+PyMODINIT_FUNC PyInit__fastfeed(void) {
+    if (levels_impl_init() < 0) return NULL;
+    for (Attr **a = ALL_ATTRS; *a != NULL; a++)
+        if (((*a)->name = intern((*a)->text)) == NULL) return NULL;
+    if ((M_on_trade = intern("on_trade")) == NULL || (M_on_touch = intern("on_touch")) == NULL ||
+        (M_on_mid = intern("on_mid")) == NULL || (M_mark_mid2 = intern("mark_mid2")) == NULL ||
+        (M_sample = intern("sample")) == NULL || (M_decide = intern("_decide")) == NULL ||
+        (M_on_local = intern("_on_local_market")) == NULL || (M_advance = intern("_advance")) == NULL ||
+        (M_collect = intern("_collect")) == NULL || (M_on_market = intern("on_market")) == NULL ||
+        (M_check_cross = intern("_check_cross")) == NULL || (M_popleft = intern("popleft")) == NULL ||
+        (M_append = intern("append")) == NULL)
+        return NULL;
+    return PyModule_Create(&module);
+}

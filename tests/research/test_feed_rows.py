@@ -1,0 +1,209 @@
+"""``Engine.feed_rows`` (the compiled engine loop over cache rows) against ``Engine.feed``
+over the same cache's events: every backtest here runs both ways and must produce the
+same report, fills, order records, order trace, ledger equity curve and counters.
+
+The scenarios cover each branch the compiled loop hands back to Python or does itself:
+queue models (the queue update at our prices), latency models and decision intervals
+(scheduling), cross fills and toxic sweeps, quote-only feeds (the simulator's top-of-book
+view), snapshots and sequence gaps (stale books), several symbols and symbols the config
+does not trade, real recordings of four venues, and a corrupt row."""
+
+from __future__ import annotations
+
+import heapq
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mmkit.config import load_config
+from mmkit.core import engine as engine_mod
+from mmkit.core.events import SeqGap, make_book_delta, make_book_snapshot
+from mmkit.data.cache import write_cache
+from mmkit.data.readers import open_events
+from mmkit.data.synth import generate, synth_instrument
+from mmkit.errors import MmkitError
+from mmkit.research.backtest import BacktestRequest, run_backtest
+from support import FIXTURES
+from research.test_backtest import config_file
+
+pytestmark = pytest.mark.skipif(engine_mod._compiled_feed_rows is None, reason="mmkit.core._fastfeed is not built")
+
+
+def config(folder: Path, **sections: dict[str, Any]) -> Any:
+    return load_config(config_file(folder, **sections), use_env_profile=False)
+
+
+def synth_cache(folder: Path, n: int = 12_000, symbols: tuple[str, ...] = ("SYNUSDT",), seed: int = 5) -> Path:
+    streams = [generate(seed + i, n, symbol=sym) for i, sym in enumerate(symbols)]
+    events = list(heapq.merge(*streams, key=lambda e: e.ts)) if len(streams) > 1 else list(streams[0])
+    path = folder / f"synth_{'_'.join(symbols)}_{n}_{seed}.mmc"
+    write_cache(path, events, {sym: synth_instrument(sym) for sym in symbols})
+    return path
+
+
+def outcome(cache: Path, loaded: Any, compiled: bool, monkeypatch: pytest.MonkeyPatch, **req: Any) -> dict[str, Any]:
+    """Everything a run produced, as comparable plain data."""
+    monkeypatch.setattr(engine_mod, "_feed_rows", engine_mod._compiled_feed_rows if compiled else None)
+    out = run_backtest(BacktestRequest((str(cache),), loaded, seed=req.pop("seed", 3), trace=True, **req))
+    report = dict(out.report)
+    report.pop("meta", None)
+    res = out.result
+    return {
+        "report": json.dumps(report, sort_keys=True, default=str),
+        "fills": [repr(f) for f in res.fills],
+        "orders": [repr(o) for o in res.orders],
+        "trace": res.order_trace,
+        "counters": res.counters.as_dict(),
+        "equity": (res.ledger.equity_ts_ns, res.ledger.equity_e8),
+        "start_end": (res.start_ns, res.end_ns),
+    }
+
+
+def assert_same(cache: Path, loaded: Any, monkeypatch: pytest.MonkeyPatch, **req: Any) -> dict[str, Any]:
+    fast = outcome(cache, loaded, True, monkeypatch, **dict(req))
+    pure = outcome(cache, loaded, False, monkeypatch, **dict(req))
+    for key in pure:
+        assert fast[key] == pure[key], key
+    return fast
+
+
+def test_the_compiled_loop_is_the_one_that_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a test that cannot fail: the fast path must really be taken (feed is not called
+    per event) and really be skipped when switched off."""
+    cache = synth_cache(tmp_path, 3000)
+    loaded = config(tmp_path)
+    calls: list[int] = []
+    real_feed = engine_mod.Engine.feed
+
+    def counting_feed(self: Any, events: Any) -> int:
+        n = real_feed(self, events)
+        calls.append(n)
+        return n
+
+    monkeypatch.setattr(engine_mod.Engine, "feed", counting_feed)
+    outcome(cache, loaded, True, monkeypatch)
+    assert sum(calls) == 1  # only the first event (it starts the clocks)
+    calls.clear()
+    outcome(cache, loaded, False, monkeypatch)
+    assert sum(calls) == 3000
+
+
+@pytest.mark.parametrize("interval_ms", [100, 1, 0])
+def test_decision_intervals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interval_ms: int) -> None:
+    out = assert_same(synth_cache(tmp_path), config(tmp_path), monkeypatch, decision_interval_ms=interval_ms)
+    assert out["counters"]["fills"] > 0 and out["counters"]["decisions"] > 0
+
+
+@pytest.mark.parametrize("queue_model", ["risk_averse", "prob_power", "prob_log"])
+def test_queue_models(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, queue_model: str) -> None:
+    out = assert_same(synth_cache(tmp_path), config(tmp_path), monkeypatch, queue_model=queue_model,
+                      decision_interval_ms=10)
+    assert out["counters"]["fills"] > 0
+
+
+def test_optimistic_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert_same(synth_cache(tmp_path), config(tmp_path), monkeypatch, mode="optimistic")
+
+
+def test_seeded_normal_latency_toxic_sweeps_and_slippage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    loaded = config(tmp_path, fillsim={"latency_model": "normal",
+                                       "latency_params": {"entry_mean_ms": 30.0, "entry_std_ms": 20.0},
+                                       "toxic_sweep_prob": 0.3, "extra_slippage_bps": 1.0})
+    for seed in (1, 2):
+        out = assert_same(synth_cache(tmp_path), loaded, monkeypatch, seed=seed, decision_interval_ms=5)
+        assert out["counters"]["fills"] > 0
+
+
+def test_without_cross_fills(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert_same(synth_cache(tmp_path), config(tmp_path, fillsim={"cross_fills": False}), monkeypatch,
+                decision_interval_ms=5)
+
+
+def test_two_symbols_and_one_the_config_does_not_trade(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = synth_cache(tmp_path, 8000, symbols=("SYNUSDT", "SYNETH", "SYNSOL"))
+    loaded = config(tmp_path, trading={"symbols": ["SYNUSDT", "SYNETH"]})
+    out = assert_same(cache, loaded, monkeypatch, decision_interval_ms=20)
+    assert {json.loads(out["report"])["engine"]["events"]} == {24_000}
+
+
+def gapped_events(n: int) -> Iterator[Any]:
+    """Synthetic events with a sequence gap every ~3000 events and a fresh snapshot ~200
+    events later (the book is stale in between)."""
+    book: dict[str, dict[int, int]] = {"bids": {}, "asks": {}}
+    stale_until = -1
+    for i, ev in enumerate(generate(11, n)):
+        if ev.kind in ("book_delta", "book_snapshot"):
+            for side, levels in (("bids", ev.bids), ("asks", ev.asks)):
+                if ev.kind == "book_snapshot":
+                    book[side] = {}
+                for px, qty in levels:
+                    if qty:
+                        book[side][px] = qty
+                    else:
+                        book[side].pop(px, None)
+        if i and i % 3000 == 0:
+            yield SeqGap(ev.ts, ev.recv_ts, ev.symbol, i, i + 5)
+            stale_until = i + 200
+        if i == stale_until and ev.kind == "book_delta":
+            yield make_book_snapshot(ev.ts, ev.recv_ts, ev.symbol, tuple(sorted(book["bids"].items())),
+                                     tuple(sorted(book["asks"].items())))
+            continue
+        yield ev
+
+
+def test_sequence_gaps_and_snapshots(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "gapped.mmc"
+    write_cache(path, gapped_events(12_000), {"SYNUSDT": synth_instrument()})
+    out = assert_same(path, config(tmp_path), monkeypatch, decision_interval_ms=10)
+    assert out["counters"]["stale_cancels"] > 0
+
+
+LOTS = {"strategy": {"fixed": {"half_spread_ticks": 3, "skew_ticks": 0.5, "order_qty": 1, "max_position": 20}}}
+REAL: dict[str, tuple[Path, str | None, dict[str, Any]]] = {
+    "usdm": (FIXTURES / "real/binance/usdm/btcusdt_20240718.gz", "binance-usdm", {}),
+    "bybit": (FIXTURES / "real/bybit/raw_md_stream.jsonl", None, {}),
+    "spot": (FIXTURES / "real/binance/spot/btcusdt_20240808.gz", None, {}),
+    "coinm_inverse": (FIXTURES / "real/binance/cm/btcusd_perp_20240808.gz", None, LOTS),
+}
+
+
+@pytest.mark.parametrize("name", sorted(REAL))
+def test_real_recordings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    source, venue, sections = REAL[name]
+    cache = tmp_path / f"{name}.mmc"
+    stream = open_events([str(source)], venue=venue)
+    events = list(stream)
+    write_cache(cache, events, dict(stream.instruments))
+    loaded = config(tmp_path, trading={"symbols": sorted(stream.instruments)}, **sections)
+    for interval in (100, 1):
+        out = assert_same(cache, loaded, monkeypatch, decision_interval_ms=interval)
+        assert out["counters"]["decisions"] > 0 and out["counters"]["creates"] > 0
+
+
+def test_quotes_before_any_depth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Quotes drive the simulator's top-of-book view until the first depth event."""
+    events = [ev for i, ev in enumerate(generate(5, 12_000)) if i >= 3000 or ev.kind in ("quote", "trade")]
+    path = tmp_path / "quotes_first.mmc"
+    write_cache(path, events, {"SYNUSDT": synth_instrument()})
+    out = assert_same(path, config(tmp_path), monkeypatch, decision_interval_ms=10)
+    assert out["counters"]["fills"] > 0
+
+
+def test_a_corrupt_row_fails_the_same_way(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    events = list(generate(5, 4000))
+    at = next(i for i in range(2500, 4000) if events[i].kind == "book_delta" and events[i].bids)
+    ev = events[at]
+    events[at] = make_book_delta(ev.ts, ev.recv_ts, ev.symbol, ((ev.bids[0][0], -3),), ev.asks)
+    path = tmp_path / "neg.mmc"
+    write_cache(path, events, {"SYNUSDT": synth_instrument()})
+    loaded = config(tmp_path)
+    errors = []
+    for compiled in (True, False):
+        monkeypatch.setattr(engine_mod, "_feed_rows", engine_mod._compiled_feed_rows if compiled else None)
+        with pytest.raises((MmkitError, ValueError)) as info:
+            run_backtest(BacktestRequest((str(path),), loaded, seed=1))
+        errors.append(f"{type(info.value).__name__}: {info.value}")
+    assert errors[0] == errors[1]
