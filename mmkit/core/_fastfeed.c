@@ -43,6 +43,36 @@ run(engine, sim, ctx, cols, levels, lo, hi) -> rows consumed
 enum { K_SNAPSHOT = 0, K_DELTA = 1, K_TRADE = 2, K_QUOTE = 3, K_SEQ_GAP = 4 };
 #define BUY 1
 
+/* ------------------------------------------------------------------ ints */
+
+/* PyLong_AsLongLong with a fast path for exact ints of up to three 30-bit digits below
+   2**63 (prices in ticks and times in ns do not fit one digit, and the generic call
+   converts those via a byte array).  CPython 3.11's digit layout; other versions use the generic call. */
+static inline int64_t as_i64(PyObject *v) {
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000 && PYLONG_BITS_IN_DIGIT == 30
+    if (PyLong_CheckExact(v)) {
+        Py_ssize_t size = Py_SIZE(v);
+        const digit *d = ((PyLongObject *)v)->ob_digit;
+        switch (size) {
+            case 0: return 0;
+            case 1: return (int64_t)d[0];
+            case -1: return -(int64_t)d[0];
+            case 2: return (int64_t)(((uint64_t)d[1] << PyLong_SHIFT) | d[0]);
+            case -2: return -(int64_t)(((uint64_t)d[1] << PyLong_SHIFT) | d[0]);
+            case 3:
+            case -3:
+                if (d[2] < 8) { /* below 2**63: times in ns */
+                    int64_t m = (int64_t)(((uint64_t)d[2] << (2 * PyLong_SHIFT)) | ((uint64_t)d[1] << PyLong_SHIFT) | d[0]);
+                    return size < 0 ? -m : m;
+                }
+                break;
+            default: break;
+        }
+    }
+#endif
+    return PyLong_AsLongLong(v);
+}
+
 /* ------------------------------------------------------------------ attribute access */
 
 typedef struct {
@@ -94,7 +124,7 @@ static int aset(Attr *a, PyObject *obj, PyObject *v) {
 static int get_i64(Attr *a, PyObject *obj, int64_t *out) {
     PyObject *v = aget(a, obj);
     if (v == NULL) return -1;
-    *out = PyLong_AsLongLong(v);
+    *out = as_i64(v);
     Py_DECREF(v);
     return (*out == -1 && PyErr_Occurred()) ? -1 : 0;
 }
@@ -107,7 +137,7 @@ static int get_opt_i64(Attr *a, PyObject *obj, int64_t *out) {
         Py_DECREF(v);
         return 0;
     }
-    *out = PyLong_AsLongLong(v);
+    *out = as_i64(v);
     Py_DECREF(v);
     return (*out == -1 && PyErr_Occurred()) ? -1 : 1;
 }
@@ -218,7 +248,7 @@ static Attr *ALL_ATTRS[] = {
     &A_ti_sell, &A_ti_trades, &A_v_last_ts, &A_v_half_life, &A_v_last_log_mid, &A_v_var_sum, &A_v_weight,
     &A_v_samples, &A_v_rejected, &A_m_pending, &A_m_mid2, NULL};
 
-static PyObject *M_on_trade, *M_on_touch, *M_on_mid, *M_mark_mid2, *M_sample, *M_decide, *M_on_local, *M_advance,
+static PyObject *M_process_arrivals, *M_on_report, *M_on_trade, *M_on_touch, *M_on_mid, *M_mark_mid2, *M_sample, *M_decide, *M_on_local,
     *M_collect, *M_on_market, *M_check_cross, *M_popleft, *M_append;
 
 /* ------------------------------------------------------------------ the context */
@@ -284,7 +314,7 @@ static int heap_head(PyObject *heap, int64_t *t) {
         PyErr_SetString(PyExc_TypeError, "heap entries must be (time, ...) tuples");
         return -1;
     }
-    *t = PyLong_AsLongLong(PyTuple_GET_ITEM(item, 0));
+    *t = as_i64(PyTuple_GET_ITEM(item, 0));
     return (*t == -1 && PyErr_Occurred()) ? -1 : 1;
 }
 
@@ -298,7 +328,7 @@ static int deque_head(PyObject *dq, int64_t *t) {
         PyErr_SetString(PyExc_TypeError, "queue entries must be (time, ...) tuples");
         rc = -1;
     } else {
-        *t = PyLong_AsLongLong(PyTuple_GET_ITEM(item, 0));
+        *t = as_i64(PyTuple_GET_ITEM(item, 0));
         if (*t == -1 && PyErr_Occurred()) rc = -1;
     }
     Py_DECREF(item);
@@ -600,8 +630,16 @@ static int vol_on_mid(Ctx *x, PyObject *vol, int64_t ts, double mid) {
     return 0;
 }
 
-/* SymbolSignals.on_touch(ts, bid, ask) for a two-sided touch given as ints */
-static int touch(Ctx *x, PyObject *signals, int64_t ts, int64_t b, int64_t a) {
+/* The int object of v in *obj, made on first use (one object for every attribute that
+   takes the same mid). */
+static PyObject *shared_int(PyObject **obj, int64_t v) {
+    if (*obj == NULL) *obj = PyLong_FromLongLong(v);
+    return *obj;
+}
+
+/* SymbolSignals.on_touch(ts, bid, ask) for a two-sided touch given as ints; *mid2o is
+   bid + ask as an int object once made (the caller releases it). */
+static int touch(Ctx *x, PyObject *signals, int64_t ts, int64_t b, int64_t a, PyObject **mid2o) {
     int64_t mid2, last;
     if (b >= a) return 0;
     if (__builtin_add_overflow(b, a, &mid2) || mid2 > ((int64_t)1 << 53)) {
@@ -616,7 +654,7 @@ static int touch(Ctx *x, PyObject *signals, int64_t ts, int64_t b, int64_t a) {
     if (mid2 <= 0) return 0;
     if (get_i64(&A_sig_last_mid2, signals, &last) < 0) return -1;
     if (mid2 == last) return 0;
-    if (set_i64(&A_sig_last_mid2, signals, mid2) < 0) return -1;
+    if (shared_int(mid2o, mid2) == NULL || aset(&A_sig_last_mid2, signals, *mid2o) < 0) return -1;
     PyObject *mk = aget(&A_sig_markouts, signals);
     if (mk == NULL) return -1;
     int first = 0;
@@ -626,7 +664,7 @@ static int touch(Ctx *x, PyObject *signals, int64_t ts, int64_t b, int64_t a) {
         int64_t ints[2] = {ts, mid2};
         rc = call_method(mk, M_on_mid, NULL, 0, ints, 2);
     } else if (due == 0) {
-        rc = set_i64(&A_m_mid2, mk, mid2);
+        rc = aset(&A_m_mid2, mk, *mid2o);
     }
     Py_DECREF(mk);
     if (rc < 0) return -1;
@@ -644,6 +682,35 @@ static int64_t floor_div(int64_t a, int64_t b) {
     return (a % b != 0 && ((a < 0) != (b < 0))) ? q - 1 : q;
 }
 
+/* After a delta on a two-sided local book: SymbolSignals.on_touch, then the engine's
+   mark (rt.last_mid2 and Ledger.mark_mid2) when the mid changed. */
+static int mark(Ctx *x, PyObject *rt, PyObject *signals, PyObject *lbook, int64_t ts, int64_t now, int64_t bid,
+                int64_t ask, PyObject **mid2o) {
+    if (touch(x, signals, ts, bid, ask, mid2o) < 0) return -1;
+    if (bid >= ask) return 0;
+    int64_t mid2, last;
+    if (__builtin_add_overflow(bid, ask, &mid2)) {
+        PyErr_SetString(PyExc_OverflowError, "bid + ask beyond 64 bits");
+        return -1;
+    }
+    if (get_i64(&A_rt_last_mid2, rt, &last) < 0) return -1;
+    if (mid2 == last) return 0;
+    if (shared_int(mid2o, mid2) == NULL || aset(&A_rt_last_mid2, rt, *mid2o) < 0) return -1;
+    if (mid2 <= 0) { /* Ledger.mark_mid2 raises its own error for it */
+        PyObject *sym = PyObject_GetAttrString(rt, "symbol");
+        if (sym == NULL) return -1;
+        PyObject *objs[2] = {sym, *mid2o};
+        int rc = call_method(x->ledger, M_mark_mid2, objs, 2, &now, 1);
+        Py_DECREF(sym);
+        return rc;
+    }
+    /* Ledger.mark_mid2(symbol, mid2, now) on the symbol's ledger book */
+    if (aset(&A_lb_mark_src, lbook, *mid2o) < 0 || aset(&A_lb_mark_px, lbook, Py_None) < 0 ||
+        aset(&A_lb_mark_v, lbook, Py_None) < 0 || set_i64(&A_lb_mark_ts, lbook, now) < 0)
+        return -1;
+    return 0;
+}
+
 /* Engine._on_local_market for a row, at local time now. */
 static int deliver_row(Ctx *x, Py_ssize_t r, int64_t now) {
     PyObject *entry = PyTuple_GET_ITEM(x->runtimes, x->sym[r]);
@@ -656,7 +723,12 @@ static int deliver_row(Ctx *x, Py_ssize_t r, int64_t now) {
         x->trades++;
         return on_trade(x, signals, ts, x->a[r], x->c[r]);
     }
-    if (k == K_QUOTE) return touch(x, signals, ts, x->a[r], x->c[r]);
+    if (k == K_QUOTE) {
+        PyObject *mid2o = NULL;
+        int rc = touch(x, signals, ts, x->a[r], x->c[r], &mid2o);
+        Py_XDECREF(mid2o);
+        return rc;
+    }
     int stale = get_truth(&A_book_stale, book);
     if (stale < 0) return -1;
     if (k != K_DELTA || stale || odd_levels(x, r)) {
@@ -669,32 +741,11 @@ static int deliver_row(Ctx *x, Py_ssize_t r, int64_t now) {
     int hb = get_opt_i64(&A_book_best_bid, book, &bid);
     int ha = hb >= 0 ? get_opt_i64(&A_book_best_ask, book, &ask) : -1;
     if (ha < 0) return -1;
+    PyObject *mid2o = NULL;
     if (hb && ha) {
-        if (touch(x, signals, ts, bid, ask) < 0) return -1;
-        int64_t mid2, last;
-        if (bid < ask && !__builtin_add_overflow(bid, ask, &mid2)) {
-            if (get_i64(&A_rt_last_mid2, rt, &last) < 0) return -1;
-            if (mid2 != last) {
-                /* Ledger.mark_mid2 (mid2 > 0 here unless prices are negative: then Python raises) */
-                if (set_i64(&A_rt_last_mid2, rt, mid2) < 0) return -1;
-                if (mid2 <= 0) {
-                    PyObject *objs[1] = {Py_None};
-                    int64_t ints[2] = {mid2, now};
-                    (void)objs;
-                    PyObject *sym = PyObject_GetAttrString(rt, "symbol");
-                    if (sym == NULL) return -1;
-                    int rc = call_method(x->ledger, M_mark_mid2, &sym, 1, ints, 2);
-                    Py_DECREF(sym);
-                    if (rc < 0) return -1;
-                } else if (set_i64(&A_lb_mark_src, lbook, mid2) < 0 || aset(&A_lb_mark_px, lbook, Py_None) < 0 ||
-                           aset(&A_lb_mark_v, lbook, Py_None) < 0 || set_i64(&A_lb_mark_ts, lbook, now) < 0) {
-                    return -1;
-                }
-            }
-        } else if (bid < ask) {
-            PyErr_SetString(PyExc_OverflowError, "bid + ask beyond 64 bits");
-            return -1;
-        }
+        int rc = mark(x, rt, signals, lbook, ts, now, bid, ask, &mid2o);
+        Py_XDECREF(mid2o);
+        if (rc < 0) return -1;
     }
     /* Ledger.sample: cheap when nothing is due */
     int64_t nd;
@@ -728,6 +779,48 @@ static int deliver(Ctx *x, PyObject *item, int64_t now) {
 
 /* ------------------------------------------------------------------ the loop */
 
+/* Engine._advance(until): every exchange arrival, report and local delivery due at or
+   before `until`, earliest first; ties: arrivals, then reports, then market deliveries.
+   Arrivals and reports go to their Python methods, local deliveries run here. */
+static int advance(Ctx *x, int64_t until) {
+    for (;;) {
+        int64_t t_loc = 0, t_rep = 0, t_arr = 0, best = 0;
+        int h_loc = deque_head(x->local, &t_loc);
+        int h_rep = h_loc < 0 ? -1 : heap_head(x->reports, &t_rep);
+        int h_arr = h_rep < 0 ? -1 : heap_head(x->arrivals, &t_arr);
+        if (h_arr < 0) return -1;
+        int any = 0;
+        if (h_arr) best = t_arr, any = 1;
+        if (h_rep && (!any || t_rep < best)) best = t_rep, any = 1;
+        if (h_loc && (!any || t_loc < best)) best = t_loc, any = 1;
+        if (!any || best > until) return 0;
+        int64_t now;
+        if (h_arr && t_arr == best) {
+            if (call_method(x->sim, M_process_arrivals, NULL, 0, &best, 1) < 0) return -1;
+            if (PyList_GET_SIZE(x->sim_reports) > 0 && call_method(x->engine, M_collect, NULL, 0, NULL, 0) < 0)
+                return -1;
+            continue;
+        }
+        PyObject *item = h_rep && t_rep == best ? call1(heappop_fn, x->reports) : PyObject_CallNoArgs(x->popleft);
+        if (item == NULL) return -1;
+        int rc = get_i64(&A_now, x->engine, &now);
+        if (rc == 0 && best > now) {
+            now = best;
+            rc = set_i64(&A_now, x->engine, now);
+        }
+        if (rc == 0) {
+            if (h_rep && t_rep == best) {
+                PyObject *objs[1] = {PyTuple_GET_ITEM(item, 2)};
+                rc = call_method(x->engine, M_on_report, objs, 1, &now, 1);
+            } else {
+                rc = deliver(x, PyTuple_GET_ITEM(item, 1), now);
+            }
+        }
+        Py_DECREF(item);
+        if (rc < 0) return -1;
+    }
+}
+
 static int get_buf(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize) {
     if (PyObject_GetBuffer(obj, view, PyBUF_C_CONTIGUOUS) < 0) return -1;
     if (view->itemsize != itemsize || view->len % itemsize) {
@@ -747,6 +840,7 @@ static int feed(Ctx *x, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t *n, int64_t *la
             if (ev != NULL) PyErr_SetString(PyExc_ValueError, "a cache row the builder accepted but this loop cannot read");
             return -1;
         }
+        if (((r - lo) & 4095) == 4095 && PyErr_CheckSignals() < 0) return -1; /* Ctrl-C between callbacks */
         int64_t ts = x->ts[r];
         (*n)++;
         for (;;) {
@@ -771,7 +865,7 @@ static int feed(Ctx *x, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t *n, int64_t *la
         }
         int due = due_by(x, ts);
         if (due < 0) return -1;
-        if (due && call_method(x->engine, M_advance, NULL, 0, &ts, 1) < 0) return -1;
+        if (due && advance(x, ts) < 0) return -1;
         int64_t h;
         int rc = heap_head(x->arrivals, &h);
         if (rc < 0) return -1;
@@ -779,7 +873,10 @@ static int feed(Ctx *x, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t *n, int64_t *la
         else rc = sim_on_market(x, r);
         if (rc < 0) return -1;
         if (PyList_GET_SIZE(x->sim_reports) > 0 && call_method(x->engine, M_collect, NULL, 0, NULL, 0) < 0) return -1;
-        PyObject *item = Py_BuildValue("(Ln)", (long long)(x->rts[r] - x->shift), r);
+        PyObject *when = PyLong_FromLongLong(x->rts[r] - x->shift), *row = PyLong_FromSsize_t(r);
+        PyObject *item = (when && row) ? PyTuple_Pack(2, when, row) : NULL;
+        Py_XDECREF(when);
+        Py_XDECREF(row);
         if (item == NULL) return -1;
         PyObject *res = PyObject_CallOneArg(x->append, item);
         Py_DECREF(item);
@@ -915,10 +1012,11 @@ PyMODINIT_FUNC PyInit__fastfeed(void) {
     if (levels_impl_init() < 0) return NULL;
     for (Attr **a = ALL_ATTRS; *a != NULL; a++)
         if (((*a)->name = intern((*a)->text)) == NULL) return NULL;
-    if ((M_on_trade = intern("on_trade")) == NULL || (M_on_touch = intern("on_touch")) == NULL ||
+    if ((M_process_arrivals = intern("process_arrivals")) == NULL || (M_on_report = intern("_on_report")) == NULL ||
+        (M_on_trade = intern("on_trade")) == NULL || (M_on_touch = intern("on_touch")) == NULL ||
         (M_on_mid = intern("on_mid")) == NULL || (M_mark_mid2 = intern("mark_mid2")) == NULL ||
         (M_sample = intern("sample")) == NULL || (M_decide = intern("_decide")) == NULL ||
-        (M_on_local = intern("_on_local_market")) == NULL || (M_advance = intern("_advance")) == NULL ||
+        (M_on_local = intern("_on_local_market")) == NULL ||
         (M_collect = intern("_collect")) == NULL || (M_on_market = intern("on_market")) == NULL ||
         (M_check_cross = intern("_check_cross")) == NULL || (M_popleft = intern("popleft")) == NULL ||
         (M_append = intern("append")) == NULL)

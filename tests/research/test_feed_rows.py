@@ -207,3 +207,27 @@ def test_a_corrupt_row_fails_the_same_way(tmp_path: Path, monkeypatch: pytest.Mo
             run_backtest(BacktestRequest((str(path),), loaded, seed=1))
         errors.append(f"{type(info.value).__name__}: {info.value}")
     assert errors[0] == errors[1]
+
+
+def test_ctrl_c_inside_the_compiled_loop_leaves_no_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A KeyboardInterrupt raised in a Python step the loop called (here the 40th
+    decision) leaves the loop at once: exit 130, no report, no temp files."""
+    from support import run_cli
+
+    cache = synth_cache(tmp_path, 6000)
+    config_file(tmp_path, "cfg.yaml")
+    monkeypatch.chdir(tmp_path)
+    real = engine_mod.Engine._decide
+    calls = []
+
+    def interrupted(self: Any, rt: Any, now: int) -> None:
+        calls.append(now)
+        if len(calls) == 40:
+            raise KeyboardInterrupt
+        real(self, rt, now)
+
+    monkeypatch.setattr(engine_mod.Engine, "_decide", interrupted)
+    res = run_cli("backtest", "run", "--ticks", cache.name, "--config", "cfg.yaml", "--out", "R.json", "--trace", "tr")
+    assert res.code == 130 and len(calls) == 40
+    assert not Path("R.json").exists() and not Path("tr").exists()
+    assert not list(Path(".").rglob("*.tmp.*"))
