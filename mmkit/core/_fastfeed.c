@@ -359,6 +359,78 @@ static int odd_levels(Ctx *x, Py_ssize_t r) {
 
 /* ------------------------------------------------------------------ books */
 
+/* apply_one for a level given as ints (qty >= 0), with the same effects:
+   one hashed lookup instead of a membership test plus a store, int comparisons with the
+   best price, no size object for a delete.  p: px as an int object when the caller has
+   one (borrowed), else NULL. */
+static int apply_raw(PyObject *dict, PyObject **heap, int64_t px, int64_t qty, int is_bid, PyObject **best, PyObject *p) {
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
+    if (p == NULL) {
+        p = PyLong_FromLongLong(px);
+        if (p == NULL) return -1;
+    } else {
+        Py_INCREF(p);
+    }
+    int rc = 0;
+    Py_hash_t h = PyObject_Hash(p);
+    PyObject *old = h == -1 ? NULL : _PyDict_GetItem_KnownHash(dict, p, h);
+    if (old == NULL && PyErr_Occurred()) {
+        rc = -1;
+    } else if (old != NULL) {
+        if (qty) {
+            PyObject *q = PyLong_FromLongLong(qty);
+            rc = q ? _PyDict_SetItem_KnownHash(dict, p, q, h) : -1;
+            Py_XDECREF(q);
+        } else {
+            rc = _PyDict_DelItem_KnownHash(dict, p, h);
+            if (rc == 0 && *best != Py_None) {
+                int64_t b = as_i64(*best);
+                if (b == -1 && PyErr_Occurred()) rc = -1;
+                else if (b == px) {
+                    PyObject *nb = next_best(dict, *heap, is_bid);
+                    if (nb == NULL) rc = -1;
+                    else Py_SETREF(*best, nb);
+                }
+            }
+        }
+    } else if (qty) {
+        PyObject *q = PyLong_FromLongLong(qty);
+        rc = q ? _PyDict_SetItem_KnownHash(dict, p, q, h) : -1;
+        Py_XDECREF(q);
+        PyObject *k = rc < 0 ? NULL : is_bid ? PyLong_FromLongLong(-px) : (Py_INCREF(p), p);
+        PyObject *r = k ? call2(heappush_fn, *heap, k) : NULL;
+        Py_XDECREF(k);
+        if (r == NULL) rc = -1;
+        Py_XDECREF(r);
+        if (rc == 0 && PyList_GET_SIZE(*heap) > 2 * PyDict_GET_SIZE(dict) + HEAP_SLACK) {
+            PyObject *fresh = rebuild(dict, is_bid);
+            if (fresh == NULL) rc = -1;
+            else Py_SETREF(*heap, fresh);
+        }
+        if (rc == 0) {
+            int better = 1;
+            if (*best != Py_None) {
+                int64_t b = as_i64(*best);
+                if (b == -1 && PyErr_Occurred()) rc = -1;
+                better = is_bid ? px > b : px < b;
+            }
+            if (rc == 0 && better) {
+                Py_INCREF(p);
+                Py_SETREF(*best, p);
+            }
+        }
+    }
+    Py_DECREF(p);
+    return rc;
+#else
+    PyObject *pp = p ? (Py_INCREF(p), p) : PyLong_FromLongLong(px), *q = PyLong_FromLongLong(qty);
+    int rc = (pp && q) ? apply_one(dict, heap, pp, q, qty != 0, is_bid, best) : -1;
+    Py_XDECREF(pp);
+    Py_XDECREF(q);
+    return rc;
+#endif
+}
+
 /* One side of a delta row onto a book side (L2Book.apply_levels), and when `mine` (our
    orders by price) is given, FillSimulator._delta_at_ours's queue update at our prices:
    prev = size before, then each order's ahead = on_depth(ahead, prev, new, traded) and
@@ -375,6 +447,10 @@ static int apply_side_raw(Ctx *x, PyObject *book, int is_bid, const int64_t *px,
     int rc = (heap && best && PyDict_CheckExact(dict) && PyList_CheckExact(heap)) ? 0 : -1;
     if (rc < 0 && !PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "book sides must be a dict and a heap list");
     for (int64_t i = 0; i < n && rc == 0; i++) {
+        if (mine == NULL) {
+            rc = apply_raw(dict, &heap, px[i], qty[i], is_bid, &best, NULL);
+            continue;
+        }
         PyObject *p = PyLong_FromLongLong(px[i]), *q = PyLong_FromLongLong(qty[i]);
         PyObject *orders = NULL, *prev = NULL;
         if (p == NULL || q == NULL) rc = -1;
@@ -390,7 +466,8 @@ static int apply_side_raw(Ctx *x, PyObject *book, int is_bid, const int64_t *px,
                 if (prev == NULL) rc = -1;
             }
         }
-        if (rc == 0) rc = apply_one(dict, &heap, p, q, qty[i] != 0, is_bid, &best);
+        if (rc == 0) rc = orders ? apply_one(dict, &heap, p, q, qty[i] != 0, is_bid, &best)
+                                 : apply_raw(dict, &heap, px[i], qty[i], is_bid, &best, p);
         if (rc == 0 && orders != NULL) {
             if (!PyList_Check(orders)) {
                 PyErr_SetString(PyExc_TypeError, "orders at a price must be a list");
