@@ -350,7 +350,7 @@ def _run_rows(engine: Engine, cache: Any, progress: Any) -> EngineResult:
     rows still in flight are rebuilt from it."""
     n = cache.n_events
     rows = Rows((cache.kind, cache.sym, cache.ts, cache.recv_ts, cache.a, cache.b, cache.c, cache.d),
-                (cache.level_px, cache.level_qty), tuple(cache.symbols), cache.event)
+                (cache.level_px, cache.level_qty), tuple(cache.symbols), cache.row_event)
     draw = progress is not None and getattr(progress, "enabled", True)
     if progress is not None:
         progress.set_total(n)

@@ -53,8 +53,11 @@ def test_round_trip_is_exact(tmp_path, use_mmap):
         assert cache.instruments == (SPOT, COINM)
         assert cache.event(2) == MIXED[2] and cache.event(-1) == MIXED[-1]
         assert list(cache.iter_events(3, 6)) == MIXED[3:6]
+        assert [cache.row_event(i) for i in range(len(MIXED))] == MIXED
         with pytest.raises(IndexError):
             cache.event(len(MIXED))
+        with pytest.raises(IndexError):
+            cache.row_event(len(MIXED))
 
 
 def test_raw_columns_follow_the_documented_payload(tmp_path):
