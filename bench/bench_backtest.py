@@ -8,7 +8,9 @@ Two inputs, each written once to a cache file in a temp folder:
   (default 1,000,000; the issue's 5M takes several minutes per run).
 
 Each is run with ``bench/configs/baseline.yaml`` at decision intervals 100 ms and 1 ms,
-each run in a fresh child process (fork) so its peak RSS (``ru_maxrss``) is its own. The
+each run in a fresh interpreter (multiprocessing "spawn", not fork: a forked child would
+count the parent's pages, the built caches among them) so its peak RSS (``ru_maxrss``) is
+the run's own (``VmHWM``): the interpreter and mmkit's imports plus the run. The
 figures are wall time of ``run_backtest`` (its feed-clock pre-pass over the cache included),
 events/s, decisions/s, orders created, fills and peak RSS.  ``--profile`` prints a cProfile
 top-10 by tottime of one run (synth, 100 ms) in this process.
@@ -67,7 +69,21 @@ def one_run(cache: str, interval_ms: int) -> dict[str, Any]:
     wall = time.perf_counter() - t0
     eng = out.report["engine"]
     return {"wall_s": wall, "events": eng["events"], "decisions": eng["decisions"], "orders": eng["creates"],
-            "fills": eng["fills"], "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0}
+            "fills": eng["fills"], "rss_mb": peak_rss_mb()}
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS: ``VmHWM`` (Linux; reset by exec, unlike ``ru_maxrss``,
+    which a spawned child inherits from the process it was forked from), else
+    ``ru_maxrss``."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _child(conn: Any, cache: str, interval_ms: int) -> None:
@@ -79,7 +95,7 @@ def _child(conn: Any, cache: str, interval_ms: int) -> None:
 
 
 def run_in_child(cache: str, interval_ms: int) -> dict[str, Any]:
-    ctx = mp.get_context("fork")
+    ctx = mp.get_context("spawn")
     parent, child = ctx.Pipe(duplex=False)
     proc = ctx.Process(target=_child, args=(child, cache, interval_ms))
     proc.start()
