@@ -199,6 +199,12 @@ class Engine:
     allocator turnover, metrics) run after the ledger booked a fill.
     """
 
+    # slots: the compiled loop reads and writes ``_now`` on every event
+    __slots__ = ("rt", "venue", "ledger", "params", "gates", "positions", "maker_fee_bps", "taker_fee_bps",
+                 "trace_orders", "on_fill_hooks", "allocator", "allocations", "counters", "interval_ns", "shift",
+                 "_local", "_reports", "_seq", "_records", "_live", "_replaces", "_fills", "_trace", "_now", "_start",
+                 "_last_ts", "_started", "_row_event", "paused", "pause_reason")
+
     def __init__(
         self,
         runtimes: Mapping[str, SymbolRuntime],

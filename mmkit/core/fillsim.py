@@ -515,6 +515,11 @@ class FillSimulator:
     venue reports out (``drain_reports``).  See the module doc for the time rules and
     ``docs/fillsim.md`` for the model."""
 
+    # slots: the engine's compiled loop sets ``now_ns`` on every event
+    __slots__ = ("_syms", "_arrivals", "_aseq", "_cross_fills", "_finished", "_inflight", "_join_seq",
+                 "_last_arrival", "_last_delivery", "_live", "_on_depth", "_preserve", "_reports", "_rng", "_rseq",
+                 "_slip", "_sweep_liq", "_touch", "_toxic", "counters", "fees", "latency", "now_ns", "params", "queue")
+
     def __init__(self, instruments: Mapping[str, Instrument], latency: LatencyModel, queue: QueueModel,
                  fees: FeeModel, rng: random.Random, params: FillSimParams = FillSimParams()) -> None:
         self._syms: dict[str, _Sym] = {}
