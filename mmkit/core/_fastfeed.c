@@ -721,12 +721,8 @@ static int touch(Ctx *x, PyObject *signals, int64_t ts, int64_t b, int64_t a, Py
     if (b >= a) return 0;
     if (__builtin_add_overflow(b, a, &mid2) || mid2 > ((int64_t)1 << 53)) {
         /* beyond exact doubles: the Python method */
-        PyObject *bo = PyLong_FromLongLong(b), *ao = PyLong_FromLongLong(a);
-        PyObject *objs[2] = {bo, ao};
-        int rc = (bo && ao) ? call_method(signals, M_on_touch, objs, 2, &ts, 1) : -1;
-        Py_XDECREF(bo);
-        Py_XDECREF(ao);
-        return rc;
+        int64_t ints[3] = {ts, b, a};
+        return call_method(signals, M_on_touch, NULL, 0, ints, 3);
     }
     if (mid2 <= 0) return 0;
     if (get_i64(&A_sig_last_mid2, signals, &last) < 0) return -1;

@@ -61,7 +61,15 @@ def outcome(cache: Path, loaded: Any, compiled: bool, monkeypatch: pytest.Monkey
         "counters": res.counters.as_dict(),
         "equity": (res.ledger.equity_ts_ns, res.ledger.equity_e8),
         "start_end": (res.start_ns, res.end_ns),
+        "signals": {sym: signal_state(rt.signals) for sym, rt in res.runtimes.items()},
     }
+
+
+def signal_state(sig: Any) -> tuple[Any, ...]:
+    """The estimators' whole state (the report shows only part of it)."""
+    vol, ti, mk = sig.vol, sig.intensity, sig.markouts
+    return (sig._last_mid2, vol.last_ts, vol.last_log_mid, vol._var_sum, vol._weight, vol.samples, vol.rejected,
+            ti.last_ts, ti._count, ti._buy, ti._sell, ti.trades, mk._mid2, mk.all_stats())
 
 
 def assert_same(cache: Path, loaded: Any, monkeypatch: pytest.MonkeyPatch, **req: Any) -> dict[str, Any]:
@@ -263,3 +271,23 @@ def test_random_settings_agree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
                     strategy={"fixed": {"half_spread_ticks": half_spread, "skew_ticks": 0.5, "order_qty": 0.01,
                                         "max_position": 0.2}})
     assert_same(cache, loaded, monkeypatch, seed=seed, decision_interval_ms=interval, queue_model=queue)
+
+
+def test_prices_beyond_exact_doubles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A mid of more than 2**53 ticks cannot be halved exactly in a double: the compiled
+    loop hands that touch to SymbolSignals.on_touch, with the same results."""
+    shift = 1 << 52
+
+    def lifted(ev: Any) -> Any:
+        if ev.kind in ("book_delta", "book_snapshot"):
+            make = make_book_delta if ev.kind == "book_delta" else make_book_snapshot
+            return make(ev.ts, ev.recv_ts, ev.symbol, tuple((px + shift, q) for px, q in ev.bids),
+                        tuple((px + shift, q) for px, q in ev.asks))
+        if ev.kind == "trade":
+            return type(ev)(ev.ts, ev.recv_ts, ev.symbol, ev.side, ev.price + shift, ev.qty)
+        return type(ev)(ev.ts, ev.recv_ts, ev.symbol, ev.bid_px + shift, ev.bid_qty, ev.ask_px + shift, ev.ask_qty)
+
+    path = tmp_path / "huge.mmc"
+    write_cache(path, [lifted(ev) for ev in generate(5, 3000)], {"SYNUSDT": synth_instrument()})
+    out = assert_same(path, config(tmp_path), monkeypatch, decision_interval_ms=10)
+    assert json.loads(out["report"])["engine"]["decisions"] > 0
