@@ -68,6 +68,7 @@ from mmkit.core.events import (
     make_seq_gap,
     make_trade,
 )
+from mmkit.core.engine import Rows
 from mmkit.core.instruments import Instrument
 from mmkit.data.instruments import instrument_from_record, instrument_record
 from mmkit.data.io import split_member
@@ -445,14 +446,32 @@ class EventCache:
             raise IndexError(f"event {i} out of range (0..{self.n_events - 1})")
         return next(self.iter_events(i % self.n_events, i % self.n_events + 1))
 
+    def rows(self) -> Rows:
+        """The columns as the engine's columnar source (``Engine.feed_rows``), rows rebuilt
+        with ``row_event``."""
+        return Rows(self._event_columns(), (self.level_px, self.level_qty), tuple(self.symbols), self.row_event)
+
+    def levels_end(self, lo: int, hi: int) -> int:
+        """The level row after the last book event among rows ``lo..hi-1`` (0 when none
+        is): what ``drop_pages`` may release once those rows are consumed."""
+        codes = self.kind[lo:hi].tobytes()
+        last = max(codes.rfind(bytes((K_SNAPSHOT,))), codes.rfind(bytes((K_DELTA,))))
+        if last < 0:
+            return 0
+        r = lo + last
+        return max(0, self.a[r] + self.b[r] + self.c[r])
+
+    def _event_columns(self) -> tuple[memoryview, ...]:
+        return (self.kind, self.sym, self.ts, self.recv_ts, self.a, self.b, self.c, self.d)
+
     def row_event(self, i: int) -> Event:
         """Row ``i`` (``0 <= i < n_events``) as an event object, the one ``iter_events``
         yields for it, in one call of the compiled builder when it is active (a few us
         less than ``event``; the engine's compiled loop rebuilds the rows it hands to
         Python with it), else ``event(i)``.  Errors are ``event``'s."""
         if 0 <= i < self.n_events and _use_compiled():
-            cols = (self.kind, self.sym, self.ts, self.recv_ts, self.a, self.b, self.c, self.d)
-            events, bad, _end = _build_rows(cols, (self.level_px, self.level_qty), i, i + 1, self.symbols, _MAKERS)
+            events, bad, _end = _build_rows(self._event_columns(), (self.level_px, self.level_qty), i, i + 1,
+                                            self.symbols, _MAKERS)
             if bad < 0:
                 return events[0]
         return self.event(i)
@@ -465,7 +484,7 @@ class EventCache:
         stop = self.n_events if stop is None else min(stop, self.n_events)
         symbols = self.symbols
         lpx, lqty = self.level_px, self.level_qty
-        cols = (self.kind, self.sym, self.ts, self.recv_ts, self.a, self.b, self.c, self.d)
+        cols = self._event_columns()
         drop = self._mapped is not None and stop - start > _ITER_CHUNK
         levels_done = 0  # level rows of the book events yielded so far end here
         build = _build_rows if _use_compiled() else None

@@ -27,7 +27,7 @@ from mmkit.config_schema import Config
 from mmkit.core.allocator import Allocator
 from mmkit.core.book import L2Book
 from mmkit.core.circuit import CircuitBreaker
-from mmkit.core.engine import Engine, EngineParams, EngineResult, Rows, SymbolRuntime, feed_clock_shift
+from mmkit.core.engine import Engine, EngineParams, EngineResult, SymbolRuntime, feed_clock_shift
 from mmkit.core.fillsim import (
     CalibrationParams,
     FillSimParams,
@@ -47,7 +47,6 @@ from mmkit.core.signals import SymbolSignals
 from mmkit.core.stats import STATS_KEYS, GateSpec, compute_stats, evaluate_gates
 from mmkit.core.strategy import StrategyError, make_strategy
 from mmkit.core.throttle import Throttle
-from mmkit.data.cache import K_DELTA, K_SNAPSHOT
 from mmkit.data.cache import KINDS as CACHE_KINDS
 from mmkit.data.cache import load_cache
 from mmkit.data.detect import sniff
@@ -349,8 +348,7 @@ def _run_rows(engine: Engine, cache: Any, progress: Any) -> EngineResult:
     drop the mapped pages behind (flat RSS).  The cache stays open until the engine closed:
     rows still in flight are rebuilt from it."""
     n = cache.n_events
-    rows = Rows((cache.kind, cache.sym, cache.ts, cache.recv_ts, cache.a, cache.b, cache.c, cache.d),
-                (cache.level_px, cache.level_qty), tuple(cache.symbols), cache.row_event)
+    rows = cache.rows()
     draw = progress is not None and getattr(progress, "enabled", True)
     if progress is not None:
         progress.set_total(n)
@@ -358,22 +356,12 @@ def _run_rows(engine: Engine, cache: Any, progress: Any) -> EngineResult:
         for lo in range(0, n, _ROW_CHUNK):
             hi = min(n, lo + _ROW_CHUNK)
             engine.feed_rows(rows, lo, hi)
-            cache.drop_pages(hi, _levels_end(cache, lo, hi))
+            cache.drop_pages(hi, cache.levels_end(lo, hi))
             if draw:
                 progress.advance(hi - lo)
         return engine.close()
     finally:
         cache.close()
-
-
-def _levels_end(cache: Any, lo: int, hi: int) -> int:
-    """The level row after the last book event among rows ``lo..hi-1`` (0 when none is)."""
-    codes = cache.kind[lo:hi].tobytes()
-    last = max(codes.rfind(bytes((K_SNAPSHOT,))), codes.rfind(bytes((K_DELTA,))))
-    if last < 0:
-        return 0
-    r = lo + last
-    return max(0, cache.a[r] + cache.b[r] + cache.c[r])
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,6 +75,15 @@ def test_raw_columns_follow_the_documented_payload(tmp_path):
         assert (off, nb, na) == (0, 3, 3)
         assert list(zip(c.level_px[off:off + nb], c.level_qty[off:off + nb])) == list(snap.bids)
         assert list(zip(c.level_px[off + nb:off + nb + na], c.level_qty[off + nb:off + nb + na])) == list(snap.asks)
+        # levels_end: the level row after the last book event of a row range
+        book_rows = [i for i, ev in enumerate(MIXED) if ev.kind in ("book_delta", "book_snapshot")]
+        last = book_rows[-1]
+        assert c.levels_end(0, len(MIXED)) == c.a[last] + c.b[last] + c.c[last]
+        assert c.levels_end(0, 1) == 6
+        no_book = [i for i in range(len(MIXED)) if i not in book_rows]
+        assert c.levels_end(no_book[0], no_book[0] + 1) == 0
+        rows = c.rows()
+        assert rows.symbols == c.symbols and rows.event(3) == MIXED[3] and len(rows.columns) == 8
         gap = MIXED[6]
         assert (c.a[6], c.b[6]) == (gap.expected, gap.got)
         assert [c.sym[i] for i in range(len(MIXED))] == [0] * 10 + [1] * 3
