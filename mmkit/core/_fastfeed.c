@@ -34,7 +34,7 @@ run(engine, sim, ctx, cols, levels, lo, hi) -> rows consumed
   cols, levels: the cache's 8 event columns and 2 level columns (buffers).
   Pure: no I/O. */
 
-#include "_levels_impl.h"
+#include "_nbook_impl.h"
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -190,15 +190,6 @@ ATTR(A_counters, "counters");
 ATTR(A_c_events, "events");
 ATTR(A_c_trades, "trades");
 ATTR(A_c_book_events, "book_events");
-ATTR(A_book_stale, "stale");
-ATTR(A_book_updates, "updates");
-ATTR(A_book_ts, "ts");
-ATTR(A_book_bids, "bids");
-ATTR(A_book_asks, "asks");
-ATTR(A_book_bid_heap, "_bid_heap");
-ATTR(A_book_ask_heap, "_ask_heap");
-ATTR(A_book_best_bid, "best_bid");
-ATTR(A_book_best_ask, "best_ask");
 ATTR(A_sig_last_mid2, "_last_mid2");
 ATTR(A_sig_vol, "vol");
 ATTR(A_sig_intensity, "intensity");
@@ -239,9 +230,8 @@ ATTR(A_m_pending, "_pending");
 ATTR(A_m_mid2, "_mid2");
 
 static Attr *ALL_ATTRS[] = {
-    &A_now, &A_paused, &A_last_ts, &A_counters, &A_c_events, &A_c_trades, &A_c_book_events, &A_book_stale,
-    &A_book_updates, &A_book_ts, &A_book_bids, &A_book_asks, &A_book_bid_heap, &A_book_ask_heap, &A_book_best_bid,
-    &A_book_best_ask, &A_sig_last_mid2, &A_sig_vol, &A_sig_intensity, &A_sig_markouts, &A_rt_last_mid2,
+    &A_now, &A_paused, &A_last_ts, &A_counters, &A_c_events, &A_c_trades, &A_c_book_events,
+    &A_sig_last_mid2, &A_sig_vol, &A_sig_intensity, &A_sig_markouts, &A_rt_last_mid2,
     &A_rt_next_decision, &A_led_next_due, &A_lb_mark_src, &A_lb_mark_px, &A_lb_mark_v, &A_lb_mark_ts, &A_st_n,
     &A_st_book, &A_st_bids, &A_st_asks, &A_st_max_bid, &A_st_min_ask, &A_st_used_bid, &A_st_used_ask,
     &A_st_depth_seen, &A_sim_now, &A_o_ahead, &A_o_traded, &A_ti_last_ts, &A_ti_half_life, &A_ti_count, &A_ti_buy,
@@ -359,174 +349,136 @@ static int odd_levels(Ctx *x, Py_ssize_t r) {
 
 /* ------------------------------------------------------------------ books */
 
-/* apply_one for a level given as ints (qty >= 0), with the same effects:
-   one hashed lookup instead of a membership test plus a store, int comparisons with the
-   best price, no size object for a delete.  p: px as an int object when the caller has
-   one (borrowed), else NULL. */
-static int apply_raw(PyObject *dict, PyObject **heap, int64_t px, int64_t qty, int is_bid, PyObject **best, PyObject *p) {
-#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030D0000
-    if (p == NULL) {
-        p = PyLong_FromLongLong(px);
-        if (p == NULL) return -1;
-    } else {
-        Py_INCREF(p);
+static PyTypeObject *NB_TYPE; /* mmkit.core._nbook.NativeBook, set at import */
+static PyObject *heappop_fn;   /* heapq.heappop (the engine's report heap) */
+
+/* The NativeBook behind a book object (Engine.feed_rows makes every book native). */
+static NativeBook *native(PyObject *book) {
+    if (!PyObject_TypeCheck(book, NB_TYPE)) {
+        PyErr_SetString(PyExc_TypeError, "feed_rows needs NativeL2Book books");
+        return NULL;
     }
-    int rc = 0;
-    Py_hash_t h = PyObject_Hash(p);
-    PyObject *old = h == -1 ? NULL : _PyDict_GetItem_KnownHash(dict, p, h);
-    if (old == NULL && PyErr_Occurred()) {
-        rc = -1;
-    } else if (old != NULL) {
-        if (qty) {
-            PyObject *q = PyLong_FromLongLong(qty);
-            rc = q ? _PyDict_SetItem_KnownHash(dict, p, q, h) : -1;
-            Py_XDECREF(q);
-        } else {
-            rc = _PyDict_DelItem_KnownHash(dict, p, h);
-            if (rc == 0 && *best != Py_None) {
-                int64_t b = as_i64(*best);
-                if (b == -1 && PyErr_Occurred()) rc = -1;
-                else if (b == px) {
-                    PyObject *nb = next_best(dict, *heap, is_bid);
-                    if (nb == NULL) rc = -1;
-                    else Py_SETREF(*best, nb);
-                }
-            }
-        }
-    } else if (qty) {
-        PyObject *q = PyLong_FromLongLong(qty);
-        rc = q ? _PyDict_SetItem_KnownHash(dict, p, q, h) : -1;
-        Py_XDECREF(q);
-        PyObject *k = rc < 0 ? NULL : is_bid ? PyLong_FromLongLong(-px) : (Py_INCREF(p), p);
-        PyObject *r = k ? call2(heappush_fn, *heap, k) : NULL;
-        Py_XDECREF(k);
-        if (r == NULL) rc = -1;
-        Py_XDECREF(r);
-        if (rc == 0 && PyList_GET_SIZE(*heap) > 2 * PyDict_GET_SIZE(dict) + HEAP_SLACK) {
-            PyObject *fresh = rebuild(dict, is_bid);
-            if (fresh == NULL) rc = -1;
-            else Py_SETREF(*heap, fresh);
-        }
-        if (rc == 0) {
-            int better = 1;
-            if (*best != Py_None) {
-                int64_t b = as_i64(*best);
-                if (b == -1 && PyErr_Occurred()) rc = -1;
-                better = is_bid ? px > b : px < b;
-            }
-            if (rc == 0 && better) {
-                Py_INCREF(p);
-                Py_SETREF(*best, p);
-            }
-        }
-    }
-    Py_DECREF(p);
-    return rc;
-#else
-    PyObject *pp = p ? (Py_INCREF(p), p) : PyLong_FromLongLong(px), *q = PyLong_FromLongLong(qty);
-    int rc = (pp && q) ? apply_one(dict, heap, pp, q, qty != 0, is_bid, best) : -1;
-    Py_XDECREF(pp);
-    Py_XDECREF(q);
-    return rc;
-#endif
+    return (NativeBook *)book;
 }
 
-/* One side of a delta row onto a book side (L2Book.apply_levels), and when `mine` (our
-   orders by price) is given, FillSimulator._delta_at_ours's queue update at our prices:
-   prev = size before, then each order's ahead = on_depth(ahead, prev, new, traded) and
-   traded = 0. */
-static int apply_side_raw(Ctx *x, PyObject *book, int is_bid, const int64_t *px, const int64_t *qty, int64_t n,
-                          PyObject *mine) {
-    if (n == 0) return 0;
-    Attr *ad = is_bid ? &A_book_bids : &A_book_asks, *ah = is_bid ? &A_book_bid_heap : &A_book_ask_heap,
-         *ab = is_bid ? &A_book_best_bid : &A_book_best_ask;
-    PyObject *dict = aget(ad, book);
-    if (dict == NULL) return -1;
-    PyObject *heap = aget(ah, book);
-    PyObject *best = heap ? aget(ab, book) : NULL;
-    int rc = (heap && best && PyDict_CheckExact(dict) && PyList_CheckExact(heap)) ? 0 : -1;
-    if (rc < 0 && !PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "book sides must be a dict and a heap list");
-    for (int64_t i = 0; i < n && rc == 0; i++) {
-        if (mine == NULL) {
-            rc = apply_raw(dict, &heap, px[i], qty[i], is_bid, &best, NULL);
-            continue;
-        }
-        PyObject *p = PyLong_FromLongLong(px[i]), *q = PyLong_FromLongLong(qty[i]);
-        PyObject *orders = NULL, *prev = NULL;
-        if (p == NULL || q == NULL) rc = -1;
-        if (rc == 0 && mine != NULL) {
-            orders = PyDict_GetItemWithError(mine, p); /* borrowed */
-            if (orders == NULL && PyErr_Occurred()) rc = -1;
-            if (orders != NULL) {
-                Py_INCREF(orders);
-                prev = PyDict_GetItemWithError(dict, p);
-                if (prev == NULL && PyErr_Occurred()) rc = -1;
-                else if (prev == NULL) prev = PyLong_FromLong(0);
-                else Py_INCREF(prev);
-                if (prev == NULL) rc = -1;
-            }
-        }
-        if (rc == 0) rc = orders ? apply_one(dict, &heap, p, q, qty[i] != 0, is_bid, &best)
-                                 : apply_raw(dict, &heap, px[i], qty[i], is_bid, &best, p);
-        if (rc == 0 && orders != NULL) {
-            if (!PyList_Check(orders)) {
-                PyErr_SetString(PyExc_TypeError, "orders at a price must be a list");
-                rc = -1;
-            }
-            for (Py_ssize_t j = 0; rc == 0 && j < PyList_GET_SIZE(orders); j++) {
-                PyObject *o = PyList_GET_ITEM(orders, j);
-                Py_INCREF(o);
-                PyObject *ahead = aget(&A_o_ahead, o);
-                PyObject *traded = ahead ? aget(&A_o_traded, o) : NULL;
-                PyObject *res = NULL;
-                if (traded != NULL) {
-                    PyObject *args[4] = {ahead, prev, q, traded};
-                    res = PyObject_Vectorcall(x->on_depth, args, 4, NULL);
-                }
-                if (res == NULL || aset(&A_o_ahead, o, res) < 0) rc = -1;
-                if (rc == 0) {
-                    PyObject *zero = PyLong_FromLong(0);
-                    rc = zero ? aset(&A_o_traded, o, zero) : -1;
-                    Py_XDECREF(zero);
-                }
-                Py_XDECREF(res);
-                Py_XDECREF(ahead);
-                Py_XDECREF(traded);
-                Py_DECREF(o);
-            }
-        }
-        Py_XDECREF(orders);
-        Py_XDECREF(prev);
-        Py_XDECREF(p);
-        Py_XDECREF(q);
+/* The prices of our orders on one side (the keys of `mine`, a dict price -> orders):
+   *n of them in buf (at most cap); 1 when they fit, 0 when there are more (the caller
+   looks each level up in the dict instead), -1 on error. */
+static int our_prices(PyObject *mine, int64_t *buf, int cap, int *n) {
+    Py_ssize_t pos = 0;
+    PyObject *k, *v;
+    *n = 0;
+    if (PyDict_GET_SIZE(mine) > cap) return 0;
+    while (PyDict_Next(mine, &pos, &k, &v)) {
+        int64_t px = as_i64(k);
+        if (px == -1 && PyErr_Occurred()) return -1;
+        buf[(*n)++] = px;
     }
-    if (rc == 0) rc = aset(ab, book, best);
-    if (rc == 0) rc = aset(ah, book, heap);
-    Py_DECREF(dict);
-    Py_XDECREF(heap);
-    Py_XDECREF(best);
+    return 1;
+}
+
+#define OURS_CAP 32
+
+/* Is px one of ours?  1/0, -1 on error. */
+static int is_ours(PyObject *mine, const int64_t *ours, int n_ours, int fits, int64_t px) {
+    if (fits) {
+        for (int j = 0; j < n_ours; j++)
+            if (ours[j] == px) return 1;
+        return 0;
+    }
+    PyObject *p = PyLong_FromLongLong(px);
+    if (p == NULL) return -1;
+    int in = PyDict_Contains(mine, p);
+    Py_DECREF(p);
+    return in;
+}
+
+/* FillSimulator._delta_at_ours's queue update for the orders at one price: each order's
+   ahead = on_depth(ahead, prev, new, traded) and traded = 0. */
+static int queue_update(Ctx *x, PyObject *mine, int64_t px, int64_t prev, int64_t qty) {
+    PyObject *p = PyLong_FromLongLong(px);
+    if (p == NULL) return -1;
+    PyObject *orders = PyDict_GetItemWithError(mine, p); /* borrowed */
+    Py_DECREF(p);
+    if (orders == NULL) return PyErr_Occurred() ? -1 : 0;
+    if (!PyList_Check(orders)) {
+        PyErr_SetString(PyExc_TypeError, "orders at a price must be a list");
+        return -1;
+    }
+    Py_INCREF(orders);
+    PyObject *po = PyLong_FromLongLong(prev), *q = po ? PyLong_FromLongLong(qty) : NULL;
+    int rc = q ? 0 : -1;
+    for (Py_ssize_t j = 0; rc == 0 && j < PyList_GET_SIZE(orders); j++) {
+        PyObject *o = PyList_GET_ITEM(orders, j);
+        Py_INCREF(o);
+        PyObject *ahead = aget(&A_o_ahead, o);
+        PyObject *traded = ahead ? aget(&A_o_traded, o) : NULL;
+        PyObject *res = NULL;
+        if (traded != NULL) {
+            PyObject *args[4] = {ahead, po, q, traded};
+            res = PyObject_Vectorcall(x->on_depth, args, 4, NULL);
+        }
+        if (res == NULL || aset(&A_o_ahead, o, res) < 0) rc = -1;
+        if (rc == 0) {
+            PyObject *zero = PyLong_FromLong(0);
+            rc = zero ? aset(&A_o_traded, o, zero) : -1;
+            Py_XDECREF(zero);
+        }
+        Py_XDECREF(res);
+        Py_XDECREF(ahead);
+        Py_XDECREF(traded);
+        Py_DECREF(o);
+    }
+    Py_XDECREF(po);
+    Py_XDECREF(q);
+    Py_DECREF(orders);
     return rc;
+}
+
+/* One side of a delta row onto a native book side (L2Book.apply_levels), and when `mine`
+   (our orders by price) is given, FillSimulator._delta_at_ours's queue update at our
+   prices (size before, then the update, then the orders there). */
+static int apply_side_nb(Ctx *x, NativeBook *b, int is_bid, const int64_t *px, const int64_t *qty, int64_t n,
+                         PyObject *mine) {
+    NbSide *s = &b->side[is_bid ? NB_BIDS : NB_ASKS];
+    if (mine == NULL) {
+        for (int64_t i = 0; i < n; i++)
+            if (nb_set(s, is_bid, px[i], qty[i]) < 0) return -1;
+        return 0;
+    }
+    int64_t ours[OURS_CAP];
+    int n_ours;
+    int fits = our_prices(mine, ours, OURS_CAP, &n_ours);
+    if (fits < 0) return -1;
+    for (int64_t i = 0; i < n; i++) {
+        int in = is_ours(mine, ours, n_ours, fits, px[i]);
+        if (in < 0) return -1;
+        int64_t prev = in ? nb_get(s, px[i]) : 0;
+        if (nb_set(s, is_bid, px[i], qty[i]) < 0) return -1;
+        if (in && queue_update(x, mine, px[i], prev, qty[i]) < 0) return -1;
+    }
+    return 0;
 }
 
 /* L2Book.apply_delta (+ the queue update at our prices when mine_b/mine_a are given) for
    a delta row already checked by odd_levels. */
-static int apply_delta_raw(Ctx *x, PyObject *book, Py_ssize_t r, PyObject *mine_b, PyObject *mine_a) {
+static int apply_delta_nb(Ctx *x, NativeBook *b, Py_ssize_t r, PyObject *mine_b, PyObject *mine_a) {
     int64_t first = x->a[r], nb = x->b[r], na = x->c[r];
-    if (apply_side_raw(x, book, 1, x->lpx + first, x->lqty + first, nb, mine_b) < 0) return -1;
-    if (apply_side_raw(x, book, 0, x->lpx + first + nb, x->lqty + first + nb, na, mine_a) < 0) return -1;
-    int64_t updates;
-    if (get_i64(&A_book_updates, book, &updates) < 0) return -1;
-    return set_i64(&A_book_updates, book, updates + nb + na);
+    if (apply_side_nb(x, b, 1, x->lpx + first, x->lqty + first, nb, mine_b) < 0) return -1;
+    if (apply_side_nb(x, b, 0, x->lpx + first + nb, x->lqty + first + nb, na, mine_a) < 0) return -1;
+    b->updates += nb + na;
+    return 0;
 }
 
 /* Does any price of the row's side have orders of ours in `mine`?  1/0, -1 on error. */
 static int hits(PyObject *mine, const int64_t *px, int64_t n) {
-    if (PyDict_GET_SIZE(mine) == 0) return 0;
+    if (PyDict_GET_SIZE(mine) == 0 || n == 0) return 0;
+    int64_t ours[OURS_CAP];
+    int n_ours;
+    int fits = our_prices(mine, ours, OURS_CAP, &n_ours);
+    if (fits < 0) return -1;
     for (int64_t i = 0; i < n; i++) {
-        PyObject *p = PyLong_FromLongLong(px[i]);
-        if (p == NULL) return -1;
-        int in = PyDict_Contains(mine, p);
-        Py_DECREF(p);
+        int in = is_ours(mine, ours, n_ours, fits, px[i]);
         if (in) return in;
     }
     return 0;
@@ -535,17 +487,13 @@ static int hits(PyObject *mine, const int64_t *px, int64_t n) {
 /* ------------------------------------------------------------------ the exchange side */
 
 /* FillSimulator._delta's cross condition after the book update.  1/0, -1 on error. */
-static int crossing(PyObject *book, PyObject *st) {
+static int crossing(NativeBook *b, PyObject *st) {
     int64_t v, lim;
-    int rc = get_opt_i64(&A_book_best_ask, book, &v);
-    if (rc < 0) return -1;
-    if (rc) {
+    if (nb_best(&b->side[NB_ASKS], &v)) {
         if (get_i64(&A_st_max_bid, st, &lim) < 0) return -1;
         if (v <= lim) return 1;
     }
-    rc = get_opt_i64(&A_book_best_bid, book, &v);
-    if (rc < 0) return -1;
-    if (rc) {
+    if (nb_best(&b->side[NB_BIDS], &v)) {
         if (get_i64(&A_st_min_ask, st, &lim) < 0) return -1;
         if (v >= lim) return 1;
     }
@@ -566,8 +514,9 @@ static int sim_on_market(Ctx *x, Py_ssize_t r) {
         if (get_i64(&A_st_n, st, &n) < 0 || set_i64(&A_sim_now, x->sim, ts) < 0) return -1;
         PyObject *book = aget(&A_st_book, st);
         if (book == NULL) return -1;
-        int rc = 0;
-        if (n) {
+        NativeBook *nbk = native(book);
+        int rc = nbk ? 0 : -1;
+        if (rc == 0 && n) {
             /* FillSimulator._delta: the queue update where a level of ours changes */
             int64_t first = x->a[r], nb = x->b[r], na = x->c[r];
             PyObject *mb = aget(&A_st_bids, st), *ma = mb ? aget(&A_st_asks, st) : NULL;
@@ -577,22 +526,22 @@ static int sim_on_market(Ctx *x, Py_ssize_t r) {
                 if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "our orders by price must be dicts");
                 rc = -1;
             } else {
-                rc = apply_delta_raw(x, book, r, hb ? mb : NULL, ha ? ma : NULL);
+                rc = apply_delta_nb(x, nbk, r, hb ? mb : NULL, ha ? ma : NULL);
             }
             Py_XDECREF(mb);
             Py_XDECREF(ma);
             if (rc == 0 && x->cross_fills) {
-                int cross = crossing(book, st);
+                int cross = crossing(nbk, st);
                 if (cross < 0) rc = -1;
                 else if (cross) {
                     PyObject *objs[1] = {st};
                     rc = call_method(x->sim, M_check_cross, objs, 1, &ts, 1);
                 }
             }
-        } else {
-            rc = apply_delta_raw(x, book, r, NULL, NULL);
+        } else if (rc == 0) {
+            rc = apply_delta_nb(x, nbk, r, NULL, NULL);
         }
-        if (rc == 0) rc = set_i64(&A_book_ts, book, ts);
+        if (rc == 0) nbk->ts = ts;
         if (rc == 0) rc = aset(&A_st_depth_seen, st, Py_True);
         Py_DECREF(book);
         return rc;
@@ -802,18 +751,17 @@ static int deliver_row(Ctx *x, Py_ssize_t r, int64_t now) {
         Py_XDECREF(mid2o);
         return rc;
     }
-    int stale = get_truth(&A_book_stale, book);
-    if (stale < 0) return -1;
-    if (k != K_DELTA || stale || odd_levels(x, r)) {
+    NativeBook *nbk = (NativeBook *)book; /* checked by run() */
+    if (k != K_DELTA || nbk->stale || odd_levels(x, r)) {
         int64_t ints[1] = {now};
         return call_with_row(x, x->engine, M_on_local, r, ints, 1);
     }
-    if (apply_delta_raw(x, book, r, NULL, NULL) < 0 || set_i64(&A_book_ts, book, ts) < 0) return -1;
+    if (apply_delta_nb(x, nbk, r, NULL, NULL) < 0) return -1;
+    nbk->ts = ts;
     x->book_events++;
     int64_t bid, ask;
-    int hb = get_opt_i64(&A_book_best_bid, book, &bid);
-    int ha = hb >= 0 ? get_opt_i64(&A_book_best_ask, book, &ask) : -1;
-    if (ha < 0) return -1;
+    int hb = nb_best(&nbk->side[NB_BIDS], &bid);
+    int ha = nb_best(&nbk->side[NB_ASKS], &ask);
     PyObject *mid2o = NULL;
     if (hb && ha) {
         int rc = mark(x, rt, signals, lbook, ts, now, bid, ask, &mid2o);
@@ -874,7 +822,8 @@ static int advance(Ctx *x, int64_t until) {
                 return -1;
             continue;
         }
-        PyObject *item = h_rep && t_rep == best ? call1(heappop_fn, x->reports) : PyObject_CallNoArgs(x->popleft);
+        PyObject *item = h_rep && t_rep == best ? PyObject_CallOneArg(heappop_fn, x->reports)
+                                                : PyObject_CallNoArgs(x->popleft);
         if (item == NULL) return -1;
         int rc = get_i64(&A_now, x->engine, &now);
         if (rc == 0 && best > now) {
@@ -1008,6 +957,7 @@ static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) 
             PyErr_SetString(PyExc_TypeError, "run: runtimes entries are (rt, book, signals, ledger_book) or None");
             return NULL;
         }
+        if (e != Py_None && native(PyTuple_GET_ITEM(e, 1)) == NULL) return NULL;
     }
     static const Py_ssize_t sizes[8] = {1, 2, 8, 8, 8, 8, 8, 8};
     Py_buffer v[10];
@@ -1082,7 +1032,20 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "mmkit.core._fastfeed
 static PyObject *intern(const char *text) { return PyUnicode_InternFromString(text); }
 
 PyMODINIT_FUNC PyInit__fastfeed(void) {
-    if (levels_impl_init() < 0) return NULL;
+    PyObject *heapq = PyImport_ImportModule("heapq");
+    if (heapq == NULL) return NULL;
+    heappop_fn = PyObject_GetAttrString(heapq, "heappop"); /* kept for the process */
+    Py_DECREF(heapq);
+    if (heappop_fn == NULL) return NULL;
+    PyObject *nbmod = PyImport_ImportModule("mmkit.core._nbook");
+    if (nbmod == NULL) return NULL;
+    NB_TYPE = (PyTypeObject *)PyObject_GetAttrString(nbmod, "NativeBook"); /* kept for the process */
+    Py_DECREF(nbmod);
+    if (NB_TYPE == NULL) return NULL;
+    if (!PyType_Check(NB_TYPE)) {
+        PyErr_SetString(PyExc_ImportError, "mmkit.core._nbook.NativeBook is not a type");
+        return NULL;
+    }
     for (Attr **a = ALL_ATTRS; *a != NULL; a++)
         if (((*a)->name = intern((*a)->text)) == NULL) return NULL;
     if ((M_process_arrivals = intern("process_arrivals")) == NULL || (M_on_report = intern("_on_report")) == NULL ||

@@ -23,17 +23,19 @@ Complexity, n = levels on a side:
 
 ``apply_levels`` and ``apply_delta`` run as one C call when the optional
 ``mmkit.core._levels`` is built (same dict and heap, same effects and errors; see
-``use_compiled``).  ``bench/bench_book.py`` measures the hot path.  Sizes must be >= 0 (0 deletes a level);
+``use_compiled``).  ``NativeL2Book`` (end of this module, when ``mmkit.core._nbook`` is
+built) is the same book with its levels in C arrays, for the compiled engine loop
+(``Engine.feed_rows``).  ``bench/bench_book.py`` measures the hot path.  Sizes must be >= 0 (0 deletes a level);
 negative sizes raise ``ValueError``.  The book never fixes a crossed state by itself: it
 reports it (``crossed``) and leaves the decision to the caller.  ``stale`` is set by
 ``mark_stale()`` (a ``SeqGap`` in the stream) and cleared only by the next snapshot.
 
-Pure: stdlib only, no I/O, no clock.
+Pure: stdlib only (and the optional C modules), no I/O, no clock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from heapq import heapify, heappop, heappush, nlargest, nsmallest
 
@@ -56,6 +58,12 @@ except ImportError:  # pragma: no cover - a build without a C compiler
 _apply_side = _compiled_apply_side
 _apply_delta = _compiled_apply_delta
 
+try:  # the native book's storage (setup.py builds it; optional): NativeL2Book below
+    from mmkit.core._nbook import LevelsView as _LevelsView
+    from mmkit.core._nbook import NativeBook as _NativeBook
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _NativeBook = _LevelsView = None
+
 
 def use_compiled(flag: bool) -> bool:
     """Turn the compiled ``apply_levels`` loop on or off for this process (on by default
@@ -68,7 +76,161 @@ def use_compiled(flag: bool) -> bool:
     return _apply_side is not None
 
 
-class L2Book:
+class _BookReads:
+    """What both books answer the same way from their storage (``bids``/``asks`` mappings,
+    ``best_bid``/``best_ask``): the event dispatch and the readers."""
+
+    __slots__ = ()
+    symbol: str
+    instrument: Instrument | None
+    bids: Mapping[int, int]
+    asks: Mapping[int, int]
+    best_bid: int | None
+    best_ask: int | None
+    stale: bool
+    ts: int
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.symbol!r}, bid={self.best_bid}x{self.best_bid_qty}, ask={self.best_ask}x{self.best_ask_qty}, "
+                f"levels={len(self.bids)}/{len(self.asks)}, stale={self.stale})")
+
+    def apply(self, event: Event) -> bool:
+        """Apply a book event; returns True if it was one (trades and quotes are ignored).
+
+        ``BookSnapshot`` replaces, ``BookDelta`` updates, ``SeqGap`` marks the book stale.
+        """
+        cls = type(event)
+        if cls is BookDelta:
+            self._check_symbol(event)
+            self.apply_delta(event.bids, event.asks)  # type: ignore[union-attr]
+        elif cls is BookSnapshot:
+            self._check_symbol(event)
+            self.apply_snapshot(event.bids, event.asks)  # type: ignore[union-attr]
+        elif cls is SeqGap:
+            self._check_symbol(event)
+            self.mark_stale()
+        else:
+            return False
+        self.ts = event.ts
+        return True
+
+    def mark_stale(self) -> None:
+        """Flag the book as untrustworthy (a sequence gap) until the next snapshot."""
+        self.stale = True
+
+    def _check_symbol(self, event: Event) -> None:
+        if event.symbol != self.symbol:
+            raise ValueError(f"event for {event.symbol} applied to the {self.symbol} book")
+
+    @property
+    def best_bid_qty(self) -> int | None:
+        """Lots at the best bid, or None if there are no bids."""
+        best = self.best_bid
+        return None if best is None else self.bids[best]
+
+    @property
+    def best_ask_qty(self) -> int | None:
+        """Lots at the best ask, or None if there are no asks."""
+        best = self.best_ask
+        return None if best is None else self.asks[best]
+
+    @property
+    def mid_ticks(self) -> float | None:
+        """(best bid + best ask) / 2 in ticks (may be a half tick), or None if a side is empty."""
+        bid, ask = self.best_bid, self.best_ask
+        if bid is None or ask is None:
+            return None
+        return (bid + ask) / 2
+
+    @property
+    def spread_ticks(self) -> int | None:
+        """best ask - best bid in ticks (<= 0 when crossed/locked), or None."""
+        bid, ask = self.best_bid, self.best_ask
+        if bid is None or ask is None:
+            return None
+        return ask - bid
+
+    @property
+    def spread_bps(self) -> float | None:
+        """Spread relative to the mid, in basis points, or None (also None if mid <= 0)."""
+        bid, ask = self.best_bid, self.best_ask
+        if bid is None or ask is None or bid + ask <= 0:
+            return None
+        return (ask - bid) * 20000.0 / (bid + ask)
+
+    @property
+    def microprice_ticks(self) -> float | None:
+        """Size-weighted mid in ticks: ``(bid * ask_qty + ask * bid_qty) / (bid_qty + ask_qty)``."""
+        bid, ask = self.best_bid, self.best_ask
+        if bid is None or ask is None:
+            return None
+        bq, aq = self.bids[bid], self.asks[ask]
+        return (bid * aq + ask * bq) / (bq + aq)
+
+    @property
+    def crossed(self) -> bool:
+        """True if best bid >= best ask (crossed or locked); False if a side is empty."""
+        bid, ask = self.best_bid, self.best_ask
+        return bid is not None and ask is not None and bid >= ask
+
+    @property
+    def empty(self) -> bool:
+        return not self.bids and not self.asks
+
+    def levels(self, side: int, n: int | None = None) -> list[Level]:
+        """The top ``n`` (all if None) levels of ``side`` as ``(ticks, lots)``, best first."""
+        if side > 0:
+            items = self.bids.items()
+            return sorted(items, reverse=True) if n is None else nlargest(n, items)
+        items = self.asks.items()
+        return sorted(items) if n is None else nsmallest(n, items)
+
+    def imbalance(self, n: int = 1) -> float | None:
+        """``(B - A) / (B + A)`` over the top ``n`` levels' lots, in [-1, 1]; None if both are empty."""
+        bid_lots = sum(qty for _px, qty in self.levels(BID, n))
+        ask_lots = sum(qty for _px, qty in self.levels(ASK, n))
+        total = bid_lots + ask_lots
+        return None if total == 0 else (bid_lots - ask_lots) / total
+
+    def depth_within_bps(self, bps: float, side: int | None = None) -> tuple[int, float]:
+        """Resting size within ``bps`` of the mid: ``(lots, quote notional)``.
+
+        Bids priced >= mid * (1 - bps/1e4) and asks <= mid * (1 + bps/1e4) count; ``side``
+        limits it to BID or ASK.  The notional is in the quote currency (USD for inverse
+        contracts: contracts x multiplier), computed exactly and returned as a float; it
+        needs ``instrument``.  A one-sided book has no mid: ``(0, 0.0)``.
+        """
+        if bps < 0:
+            raise ValueError(f"bps must be >= 0, got {bps}")
+        mid = self.mid_ticks
+        if mid is None:
+            return 0, 0.0
+        lots = 0
+        px_lots = 0
+        if side is None or side > 0:
+            floor = mid * (1 - bps / 10000.0)
+            for px, qty in self.bids.items():
+                if px >= floor:
+                    lots += qty
+                    px_lots += px * qty
+        if side is None or side < 0:
+            cap = mid * (1 + bps / 10000.0)
+            for px, qty in self.asks.items():
+                if px <= cap:
+                    lots += qty
+                    px_lots += px * qty
+        return lots, self._notional(lots, px_lots)
+
+    def _notional(self, lots: int, px_lots: int) -> float:
+        inst = self.instrument
+        if inst is None:
+            raise ValueError(f"{self.symbol}: depth notional needs the book's instrument")
+        if inst.inverse:
+            return float(Decimal(lots) * inst.lot_size * inst.contract_multiplier)
+        return float(Decimal(px_lots) * inst.tick_size * inst.lot_size * inst.contract_multiplier)
+
+
+class L2Book(_BookReads):
     """Price-level book for one symbol.
 
     Read-only attributes (plain attributes for speed; do not assign them):
@@ -97,10 +259,6 @@ class L2Book:
         self.ts = 0
         self._bid_heap: list[int] = []  # negated prices
         self._ask_heap: list[int] = []
-
-    def __repr__(self) -> str:
-        return (f"L2Book({self.symbol!r}, bid={self.best_bid}x{self.best_bid_qty}, ask={self.best_ask}x{self.best_ask_qty}, "
-                f"levels={len(self.bids)}/{len(self.asks)}, stale={self.stale})")
 
     # ------------------------------------------------------------------ updates
     def apply_level(self, side: int, px: int, qty: int) -> None:
@@ -233,11 +391,7 @@ class L2Book:
 
     def apply_snapshot(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
         """Replace the whole book (zero-size levels are dropped) and clear ``stale``."""
-        new_bids = {px: qty for px, qty in bids if qty}
-        new_asks = {px: qty for px, qty in asks if qty}
-        for px, qty in (*new_bids.items(), *new_asks.items()):
-            if qty < 0:
-                raise ValueError(f"{self.symbol}: negative size {qty} at {px}")
+        new_bids, new_asks = _snapshot_sides(self.symbol, bids, asks)
         self.bids = new_bids
         self.asks = new_asks
         self._rebuild(BID)
@@ -248,30 +402,6 @@ class L2Book:
         self.updates += 1
         self.snapshots += 1
 
-    def apply(self, event: Event) -> bool:
-        """Apply a book event; returns True if it was one (trades and quotes are ignored).
-
-        ``BookSnapshot`` replaces, ``BookDelta`` updates, ``SeqGap`` marks the book stale.
-        """
-        cls = type(event)
-        if cls is BookDelta:
-            self._check_symbol(event)
-            self.apply_delta(event.bids, event.asks)  # type: ignore[union-attr]
-        elif cls is BookSnapshot:
-            self._check_symbol(event)
-            self.apply_snapshot(event.bids, event.asks)  # type: ignore[union-attr]
-        elif cls is SeqGap:
-            self._check_symbol(event)
-            self.mark_stale()
-        else:
-            return False
-        self.ts = event.ts
-        return True
-
-    def mark_stale(self) -> None:
-        """Flag the book as untrustworthy (a sequence gap) until the next snapshot."""
-        self.stale = True
-
     def clear(self) -> None:
         """Drop every level (``stale``, counters and ``instrument`` are kept)."""
         self.bids = {}
@@ -280,10 +410,6 @@ class L2Book:
         self._ask_heap = []
         self.best_bid = None
         self.best_ask = None
-
-    def _check_symbol(self, event: Event) -> None:
-        if event.symbol != self.symbol:
-            raise ValueError(f"event for {event.symbol} applied to the {self.symbol} book")
 
     def _next_best_bid(self) -> None:
         heap, book = self._bid_heap, self.bids
@@ -315,114 +441,66 @@ class L2Book:
             heapify(heap)
             self._ask_heap = heap
 
-    # ------------------------------------------------------------------ reads
-    @property
-    def best_bid_qty(self) -> int | None:
-        """Lots at the best bid, or None if there are no bids."""
-        best = self.best_bid
-        return None if best is None else self.bids[best]
-
-    @property
-    def best_ask_qty(self) -> int | None:
-        """Lots at the best ask, or None if there are no asks."""
-        best = self.best_ask
-        return None if best is None else self.asks[best]
-
-    @property
-    def mid_ticks(self) -> float | None:
-        """(best bid + best ask) / 2 in ticks (may be a half tick), or None if a side is empty."""
-        bid, ask = self.best_bid, self.best_ask
-        if bid is None or ask is None:
-            return None
-        return (bid + ask) / 2
-
-    @property
-    def spread_ticks(self) -> int | None:
-        """best ask - best bid in ticks (<= 0 when crossed/locked), or None."""
-        bid, ask = self.best_bid, self.best_ask
-        if bid is None or ask is None:
-            return None
-        return ask - bid
-
-    @property
-    def spread_bps(self) -> float | None:
-        """Spread relative to the mid, in basis points, or None (also None if mid <= 0)."""
-        bid, ask = self.best_bid, self.best_ask
-        if bid is None or ask is None or bid + ask <= 0:
-            return None
-        return (ask - bid) * 20000.0 / (bid + ask)
-
-    @property
-    def microprice_ticks(self) -> float | None:
-        """Size-weighted mid in ticks: ``(bid * ask_qty + ask * bid_qty) / (bid_qty + ask_qty)``."""
-        bid, ask = self.best_bid, self.best_ask
-        if bid is None or ask is None:
-            return None
-        bq, aq = self.bids[bid], self.asks[ask]
-        return (bid * aq + ask * bq) / (bq + aq)
-
-    @property
-    def crossed(self) -> bool:
-        """True if best bid >= best ask (crossed or locked); False if a side is empty."""
-        bid, ask = self.best_bid, self.best_ask
-        return bid is not None and ask is not None and bid >= ask
-
-    @property
-    def empty(self) -> bool:
-        return not self.bids and not self.asks
-
     def size_at(self, side: int, px: int) -> int:
         """Lots resting at ``px`` on ``side`` (BID/ASK), 0 if the level is empty."""
         return (self.bids if side > 0 else self.asks).get(px, 0)
 
-    def levels(self, side: int, n: int | None = None) -> list[Level]:
-        """The top ``n`` (all if None) levels of ``side`` as ``(ticks, lots)``, best first."""
-        if side > 0:
-            items = self.bids.items()
-            return sorted(items, reverse=True) if n is None else nlargest(n, items)
-        items = self.asks.items()
-        return sorted(items) if n is None else nsmallest(n, items)
 
-    def imbalance(self, n: int = 1) -> float | None:
-        """``(B - A) / (B + A)`` over the top ``n`` levels' lots, in [-1, 1]; None if both are empty."""
-        bid_lots = sum(qty for _px, qty in self.levels(BID, n))
-        ask_lots = sum(qty for _px, qty in self.levels(ASK, n))
-        total = bid_lots + ask_lots
-        return None if total == 0 else (bid_lots - ask_lots) / total
+def _snapshot_sides(symbol: str, bids: Iterable[Level], asks: Iterable[Level]) -> tuple[dict[int, int], dict[int, int]]:
+    """A snapshot's two sides as dicts price -> size without the zero sizes (the last of
+    repeated prices wins), after checking no size is negative."""
+    new_bids = {px: qty for px, qty in bids if qty}
+    new_asks = {px: qty for px, qty in asks if qty}
+    for px, qty in (*new_bids.items(), *new_asks.items()):
+        if qty < 0:
+            raise ValueError(f"{symbol}: negative size {qty} at {px}")
+    return new_bids, new_asks
 
-    def depth_within_bps(self, bps: float, side: int | None = None) -> tuple[int, float]:
-        """Resting size within ``bps`` of the mid: ``(lots, quote notional)``.
 
-        Bids priced >= mid * (1 - bps/1e4) and asks <= mid * (1 + bps/1e4) count; ``side``
-        limits it to BID or ASK.  The notional is in the quote currency (USD for inverse
-        contracts: contracts x multiplier), computed exactly and returned as a float; it
-        needs ``instrument``.  A one-sided book has no mid: ``(0, 0.0)``.
-        """
-        if bps < 0:
-            raise ValueError(f"bps must be >= 0, got {bps}")
-        mid = self.mid_ticks
-        if mid is None:
-            return 0, 0.0
-        lots = 0
-        px_lots = 0
-        if side is None or side > 0:
-            floor = mid * (1 - bps / 10000.0)
-            for px, qty in self.bids.items():
-                if px >= floor:
-                    lots += qty
-                    px_lots += px * qty
-        if side is None or side < 0:
-            cap = mid * (1 + bps / 10000.0)
-            for px, qty in self.asks.items():
-                if px <= cap:
-                    lots += qty
-                    px_lots += px * qty
-        return lots, self._notional(lots, px_lots)
+NATIVE = _NativeBook is not None
+"""Whether ``NativeL2Book`` is available (``mmkit.core._nbook`` is built)."""
 
-    def _notional(self, lots: int, px_lots: int) -> float:
-        inst = self.instrument
-        if inst is None:
-            raise ValueError(f"{self.symbol}: depth notional needs the book's instrument")
-        if inst.inverse:
-            return float(Decimal(lots) * inst.lot_size * inst.contract_multiplier)
-        return float(Decimal(px_lots) * inst.tick_size * inst.lot_size * inst.contract_multiplier)
+if _NativeBook is not None:
+    Mapping.register(_LevelsView)
+
+    class NativeL2Book(_NativeBook, _BookReads):  # type: ignore[misc, valid-type]
+        """``L2Book`` with its levels in C: per side the same design (a hash table price ->
+        size, the cached best price, a lazily pruned heap of prices) over int64 ticks and
+        lots instead of a dict of int objects and a list (``mmkit/core/_nbook_impl.h``), so
+        the compiled engine loop (``Engine.feed_rows``) updates it with no Python object per
+        level.  Same interface, effects and errors as ``L2Book`` for int64 prices and sizes
+        (larger ints raise ``OverflowError``: the cache, its only feed, stores int64), with
+        two differences a reader can see: ``bids``/``asks`` are read-only mappings
+        (``LevelsView``: ``[]``, ``get``, ``in``, ``len``, ``keys``/``values``/``items`` as
+        lists, ``copy()`` to a dict) that iterate best price first, where the dicts iterate
+        in insertion order (sorted on each call: O(n log n)); and the heaps are not Python
+        lists (no ``_bid_heap``/``_ask_heap``).  Complexity as ``L2Book``'s table above.
+        Not in the pure-Python build (``NATIVE`` says whether it exists)."""
+
+        __slots__ = ()
+
+        def __init__(self, symbol: str, instrument: Instrument | None = None) -> None:
+            if instrument is not None and instrument.symbol != symbol:
+                raise ValueError(f"instrument {instrument.symbol} does not match book symbol {symbol}")
+            super().__init__(symbol, instrument)
+
+        @classmethod
+        def from_book(cls, book: L2Book | NativeL2Book) -> NativeL2Book:
+            """A native copy of ``book``: its levels, ``stale``, ``updates``, ``snapshots``, ``ts``."""
+            new = cls(book.symbol, book.instrument)
+            new._load(dict(book.bids), dict(book.asks))
+            new.stale = bool(book.stale)
+            new.updates = book.updates
+            new.snapshots = book.snapshots
+            new.ts = book.ts
+            return new
+
+        def apply_snapshot(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
+            """Replace the whole book (zero-size levels are dropped) and clear ``stale``."""
+            new_bids, new_asks = _snapshot_sides(self.symbol, bids, asks)
+            self._load(new_bids, new_asks)
+            self.stale = False
+            self.updates += 1
+            self.snapshots += 1
+else:  # pragma: no cover - a build without a C compiler
+    NativeL2Book = None  # type: ignore[assignment, misc]

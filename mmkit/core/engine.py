@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from mmkit.core.allocator import Allocation, Allocator, AllocatorInputs, SymbolInputs
-from mmkit.core.book import L2Book
+from mmkit.core.book import L2Book, NativeL2Book
 from mmkit.core.events import BookDelta, BookSnapshot, Quote, SeqGap, Trade
 from mmkit.core.gates import GateChain
 from mmkit.core.instruments import Instrument
@@ -321,15 +321,29 @@ class Engine:
     def row_feed_supported(self) -> bool:
         """Whether ``feed_rows`` can run its compiled loop here: the module is built and
         active, and the parts are the ones it mirrors (this ``Engine``, the
-        ``FillSimulator``, ``L2Book`` and ``SymbolSignals`` per symbol, the ``Ledger``)."""
+        ``FillSimulator``, ``L2Book`` or ``NativeL2Book`` and ``SymbolSignals`` per symbol,
+        the ``Ledger``)."""
         from mmkit.core.fillsim import FillSimulator
 
         if _feed_rows is None or type(self) is not Engine or type(self.venue) is not FillSimulator:
             return False
         if type(self.ledger) is not Ledger or not set(self.rt) <= set(self.ledger._books):
             return False
-        return all(type(rt.book) is L2Book and type(rt.signals) is SymbolSignals and rt.book.symbol == sym == rt.symbol
-                   for sym, rt in self.rt.items())
+        books = (L2Book, NativeL2Book)
+        return all(type(rt.book) in books and type(rt.signals) is SymbolSignals and rt.book.symbol == sym == rt.symbol
+                   for sym, rt in self.rt.items()) and all(type(st.book) in books for st in self.venue._syms.values())
+
+    def _native_books(self) -> None:
+        """Every book (each runtime's and the simulator's) as a ``NativeL2Book``: the
+        compiled loop updates those in place.  A dict-backed book is copied, levels,
+        counters and flags included, and replaced; later readers get the copy through
+        ``rt.book`` and ``FillSimulator.book``."""
+        for rt in self.rt.values():
+            if type(rt.book) is not NativeL2Book:
+                rt.book = NativeL2Book.from_book(rt.book)
+        for st in self.venue._syms.values():  # type: ignore[attr-defined]
+            if type(st.book) is not NativeL2Book:
+                st.book = NativeL2Book.from_book(st.book)
 
     def feed_rows(self, rows: Rows, lo: int, hi: int) -> int:
         """``feed`` for rows ``lo..hi-1`` of a columnar source, with the same effects and
@@ -337,9 +351,13 @@ class Engine:
         the two books run there, every other step calls the same Python method ``feed``
         would.  Needs ``row_feed_supported()``.  Rows still queued for local delivery stay
         in the local FIFO as row numbers and are rebuilt with ``rows.event`` when delivered,
-        so the source must stay readable until ``close``.  Returns how many rows were fed."""
+        so the source must stay readable until ``close``.  The books become
+        ``NativeL2Book``s on the first call (``_native_books``): same contents and reads,
+        levels in C arrays the loop updates without Python objects.  Returns how many rows
+        were fed."""
         if not self.row_feed_supported():
             raise RuntimeError("feed_rows needs the compiled engine loop and the stock components")
+        self._native_books()
         self._row_event = rows.event
         n = 0
         if lo < hi and not self._started:

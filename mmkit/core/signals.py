@@ -155,8 +155,13 @@ def top_lots(levels: dict[int, int], best: int, step: int, n: int) -> int:
 def book_imbalance(book: BookView, n: int) -> float:
     """``(B - A) / (B + A)`` over the top ``n`` levels of each side; 0 when empty."""
     bid, ask = book.best_bid, book.best_ask
-    b = 0 if bid is None else top_lots(book.bids, bid, -1, n)
-    a = 0 if ask is None else top_lots(book.asks, ask, 1, n)
+    native = getattr(book, "top_lots", None)  # NativeL2Book: the same sum in C
+    if native is not None:
+        b = 0 if bid is None else native(1, n)
+        a = 0 if ask is None else native(-1, n)
+    else:
+        b = 0 if bid is None else top_lots(book.bids, bid, -1, n)
+        a = 0 if ask is None else top_lots(book.asks, ask, 1, n)
     total = b + a
     return 0.0 if total <= 0 else (b - a) / total
 
