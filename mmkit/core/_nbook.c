@@ -289,6 +289,69 @@ static PyObject *nb_top_lots(NativeBook *self, PyObject *const *args, Py_ssize_t
     return r;
 }
 
+/* The levels of a side from its best price through `limit` (bids down to it, asks up to
+   it), best first, as (price, size) pairs.  Walks the ticks from the best price when the
+   range is short (the dense top of a book), else filters the sorted prices. */
+static PyObject *nb_levels_within(NativeBook *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "levels_within(side, limit)");
+        return NULL;
+    }
+    int is_bid, overflow;
+    if (side_of(args[0], &is_bid) < 0) return NULL;
+    const NbSide *s = &self->side[is_bid ? NB_BIDS : NB_ASKS];
+    long long lim = PyLong_AsLongLongAndOverflow(args[1], &overflow);
+    if (lim == -1 && PyErr_Occurred()) return NULL;
+    if (overflow) lim = overflow > 0 ? INT64_MAX : INT64_MIN; /* every price is on the near side of it */
+    PyObject *out = PyList_New(0);
+    if (out == NULL || !s->has_best || nb_better(is_bid, (int64_t)lim, s->best)) return out;
+    uint64_t span = is_bid ? (uint64_t)s->best - (uint64_t)lim : (uint64_t)lim - (uint64_t)s->best;
+    int64_t *prices = NULL;
+    Py_ssize_t k = 0, n = 0;
+    if (span <= (uint64_t)(4 * s->n + 64)) {
+        int64_t step = is_bid ? -1 : 1;
+        int64_t px = s->best;
+        for (uint64_t i = 0;; i++) {
+            Py_ssize_t slot = nb_slot(s, px);
+            if (slot >= 0) {
+                PyObject *p = PyLong_FromLongLong(px), *q = p ? PyLong_FromLongLong(s->qty[slot]) : NULL;
+                PyObject *t = q ? PyTuple_Pack(2, p, q) : NULL;
+                Py_XDECREF(p);
+                Py_XDECREF(q);
+                if (t == NULL || PyList_Append(out, t) < 0) {
+                    Py_XDECREF(t);
+                    Py_DECREF(out);
+                    return NULL;
+                }
+                Py_DECREF(t);
+            }
+            if (i == span) break;
+            px += step;
+        }
+        return out;
+    }
+    prices = sorted_prices(s, is_bid);
+    if (prices == NULL) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    n = s->n;
+    for (k = 0; k < n && !nb_better(is_bid, (int64_t)lim, prices[k]); k++) {
+        PyObject *p = PyLong_FromLongLong(prices[k]), *q = p ? PyLong_FromLongLong(nb_get(s, prices[k])) : NULL;
+        PyObject *t = q ? PyTuple_Pack(2, p, q) : NULL;
+        Py_XDECREF(p);
+        Py_XDECREF(q);
+        if (t == NULL || PyList_Append(out, t) < 0) {
+            Py_XDECREF(t);
+            Py_CLEAR(out);
+            break;
+        }
+        Py_DECREF(t);
+    }
+    PyMem_Free(prices);
+    return out;
+}
+
 static PyObject *view_new(NativeBook *book, int is_bid);
 
 static PyObject *nb_get_bids(NativeBook *self, void *c) {
@@ -336,6 +399,8 @@ static PyMethodDef nb_methods[] = {
     {"clear", (PyCFunction)nb_clear, METH_NOARGS, "clear(): drop every level."},
     {"size_at", (PyCFunction)(void (*)(void))nb_size_at, METH_FASTCALL,
      "size_at(side, px): lots resting at px on side (0 if none)."},
+    {"levels_within", (PyCFunction)(void (*)(void))nb_levels_within, METH_FASTCALL,
+     "levels_within(side, limit): (price, size) from the best price through limit, best first."},
     {"top_lots", (PyCFunction)(void (*)(void))nb_top_lots, METH_FASTCALL,
      "top_lots(side, n): total lots of the best n levels of side (signals.top_lots)."},
     {NULL, NULL, 0, NULL}};

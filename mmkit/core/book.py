@@ -185,6 +185,16 @@ class _BookReads:
         items = self.asks.items()
         return sorted(items) if n is None else nsmallest(n, items)
 
+    def levels_within(self, side: int, limit: int) -> list[Level]:
+        """The levels of ``side`` from the best price through ``limit`` (bids priced >=
+        ``limit``, asks <= ``limit``), best first: what a taker order limited at ``limit``
+        could reach."""
+        if side > 0:
+            bids = self.bids
+            return [(px, bids[px]) for px in sorted((p for p in bids if p >= limit), reverse=True)]
+        asks = self.asks
+        return [(px, asks[px]) for px in sorted(p for p in asks if p <= limit)]
+
     def imbalance(self, n: int = 1) -> float | None:
         """``(B - A) / (B + A)`` over the top ``n`` levels' lots, in [-1, 1]; None if both are empty."""
         bid_lots = sum(qty for _px, qty in self.levels(BID, n))

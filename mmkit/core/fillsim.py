@@ -808,14 +808,8 @@ class FillSimulator:
         book = st.book
         rem = o.qty - o.filled
         plan: list[tuple[int, int]] = []
-        if o.side > 0:
-            levels = book.asks
-            prices = sorted(p for p in levels if p <= o.price)
-        else:
-            levels = book.bids
-            prices = sorted((p for p in levels if p >= o.price), reverse=True)
-        for p in prices:
-            take = min(rem, levels[p])
+        for p, size in book.levels_within(-o.side, o.price):  # the opposite side up to our limit
+            take = min(rem, size)
             plan.append((p, take))
             rem -= take
             if not rem:
@@ -1068,12 +1062,12 @@ class FillSimulator:
             mine, opp, used = st.bids, book.asks, st.used_ask
             best = book.best_ask
             prices = sorted((q for q in mine if q >= best), reverse=True)  # type: ignore[operator]
-            levels = sorted(p for p in opp if p <= prices[0])
+            levels = [p for p, _ in book.levels_within(-1, prices[0])]
         else:
             mine, opp, used = st.asks, book.bids, st.used_bid
             best = book.best_bid
             prices = sorted(q for q in mine if q <= best)  # type: ignore[operator]
-            levels = sorted((p for p in opp if p >= prices[0]), reverse=True)
+            levels = [p for p, _ in book.levels_within(1, prices[0])]
         for p in list(used):  # size that left a level since we matched it is gone
             size = opp.get(p, 0)
             if used[p] > size:

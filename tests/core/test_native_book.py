@@ -171,3 +171,20 @@ def test_top_lots_is_the_signals_sum(bids, asks, n):
         best = book.best_bid if side == BID else book.best_ask
         want = 0 if best is None or n <= 0 else top_lots(levels, best, step, n)
         assert book.top_lots(side, n) == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 5_000), st.integers(0, 9)), max_size=60),
+       st.lists(st.tuples(st.integers(1, 5_000), st.integers(0, 9)), max_size=60),
+       st.one_of(st.integers(-10, 5_010), st.sampled_from([2**70, -(2**70), 2**63 - 1, -(2**63)])))
+def test_levels_within_matches_the_dict_book(bids, asks, limit):
+    """What a taker limited at ``limit`` reaches (``FillSimulator._take``/``_cross``): the
+    same levels, best first, on both books; the tick walk and the sorted filter agree."""
+    books = (L2Book("X"), NativeL2Book("X"))
+    for book in books:
+        book.apply_snapshot(bids, asks)
+    for side in (BID, ASK):
+        want = books[0].levels_within(side, limit)
+        assert books[1].levels_within(side, limit) == want
+        keep = [(p, q) for p, q in books[0].levels(side) if (p >= limit if side == BID else p <= limit)]
+        assert want == keep
