@@ -47,7 +47,6 @@ from mmkit.core.signals import LN2, SymbolSignals
 from mmkit.core.stats import OrderRecord
 from mmkit.core.strategy import Strategy, make_quote_context
 from mmkit.core.types import (
-    TERMINAL_STATES,
     Ack,
     Action,
     Canceled,
@@ -657,8 +656,8 @@ class Engine:
             self._book_fill(rt, report)  # type: ignore[arg-type]
         elif cls is Reject:
             self.counters.rejects += 1
-        order = rt.orders.get(cid)
-        if order is not None and order.state in TERMINAL_STATES:
+        order = rt.orders.finished(cid)
+        if order is not None:
             self._finish(cid, order, now)
 
     def _book_fill(self, rt: SymbolRuntime, fill: Fill) -> None:

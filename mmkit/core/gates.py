@@ -71,7 +71,11 @@ def fmt_num(x: float) -> str:
 
 
 class Gate(Protocol):
-    """What the order manager needs from a throttle, breaker or guard."""
+    """What the order manager needs from a throttle, breaker or guard.
+
+    A gate whose ``on_sent`` does nothing may say so with a class attribute
+    ``tracks_sends = False``: ``GateChain`` then does not call it (one Python call less
+    per gate and per action sent)."""
 
     def check(self, action: Action, now_ns: int) -> str | None: ...
 
@@ -132,7 +136,8 @@ class GateChain:
         self._gates: tuple[Gate, ...] = tuple(gates)
         # Bound methods resolved once: the chain sits on the order manager's hot path.
         self._checks: tuple[Callable[[Action, int], str | None], ...] = tuple(g.check for g in self._gates)
-        self._sents: tuple[Callable[[Action, int], None], ...] = tuple(g.on_sent for g in self._gates)
+        self._sents: tuple[Callable[[Action, int], None], ...] = tuple(
+            g.on_sent for g in self._gates if getattr(g, "tracks_sends", True))
 
     @property
     def gates(self) -> tuple[Gate, ...]:

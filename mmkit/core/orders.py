@@ -1259,6 +1259,13 @@ class OrderManager:
         o = self._orders.get(client_id)
         return None if o is None else _public(o)
 
+    def finished(self, client_id: str) -> Order | None:
+        """``get(client_id)`` when that order is in a terminal state (filled, canceled,
+        rejected), else ``None``: the engine asks after every report, and most reports
+        (acks, partial fills) leave the order live, so no copy is made for those."""
+        o = self._orders.get(client_id)
+        return None if o is None or o.state not in _TERMINAL else _public(o)
+
     def committed_usd(self) -> dict[str, Decimal]:
         """Exact committed notional per side (the budget's measure), quote currency."""
         u = self._unit_usd

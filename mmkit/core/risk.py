@@ -263,6 +263,8 @@ class RiskGuard(EventLog):
                 return "risk:max_position"
         return None
 
+    tracks_sends = False  # on_sent below does nothing: GateChain does not call it
+
     def on_sent(self, action: Action, now_ns: int) -> None:
         return None
 
@@ -387,6 +389,8 @@ class IntradayCapsGuard(EventLog):
             return None
         return self._blocked[0]
 
+    tracks_sends = False  # on_sent below does nothing: GateChain does not call it
+
     def on_sent(self, action: Action, now_ns: int) -> None:
         return None
 
@@ -509,6 +513,8 @@ class PositionSkewGuard(EventLog):
             return None
         return "pos_skew:freeze" if self._book.increases_risk(action) else None
 
+    tracks_sends = False  # on_sent below does nothing: GateChain does not call it
+
     def on_sent(self, action: Action, now_ns: int) -> None:
         return None
 
@@ -616,6 +622,8 @@ class KillSwitch(EventLog):
         if not self._tripped or action.op == OP_CANCEL:
             return None
         return "killswitch" if self._book.increases_risk(action) else None
+
+    tracks_sends = False  # on_sent below does nothing: GateChain does not call it
 
     def on_sent(self, action: Action, now_ns: int) -> None:
         return None
