@@ -254,6 +254,9 @@ typedef struct {
     double ln2;
     int cross_fills;
     Py_ssize_t trades, book_events;
+    /* decisions */
+    int stock_decide, stock_alloc;
+    PyObject *make_snapshot, *make_context, *st_open, *st_partial;
 } Ctx;
 
 /* obj.name(*objs, *ints), ints passed as Python ints */
@@ -733,6 +736,597 @@ static int mark(Ctx *x, PyObject *rt, PyObject *signals, PyObject *lbook, int64_
     return 0;
 }
 
+/* ------------------------------------------------------------------ decisions */
+
+/* Engine._decide's own steps in C around the two calls that stay in Python (the strategy's
+   quotes and, when something is to be done, the order manager's reconcile), for the stock
+   parts: the checks, the counters, the signal snapshot (SymbolSignals.snapshot: the same
+   float expressions in the same order), the quote context, and OrderManager._nothing_to_do
+   (the fast path of reconcile: nothing to send, nothing to change).  Whenever a value
+   falls outside what the C reading covers (ints beyond 64 bits or beyond exact doubles, a
+   rebalance due, an unusual type), the Python method does the step or the whole
+   decision, so the result is the Python one by construction. */
+
+ATTR(A_rt_strategy, "strategy");
+ATTR(A_rt_orders, "orders");
+ATTR(A_rt_instrument, "instrument");
+ATTR(A_rt_symbol, "symbol");
+ATTR(A_rt_budget, "budget");
+ATTR(A_rt_target, "target_usd_per_side");
+ATTR(A_rt_max_levels, "max_levels");
+ATTR(A_rt_decisions, "decisions");
+ATTR(A_e_allocator, "allocator");
+ATTR(A_e_positions, "positions");
+ATTR(A_e_maker, "maker_fee_bps");
+ATTR(A_e_taker, "taker_fee_bps");
+ATTR(A_c_decisions, "decisions");
+ATTR(A_al_force, "_force");
+ATTR(A_al_last, "_last_ns");
+ATTR(A_al_portfolio, "portfolio");
+ATTR(A_pf_rebalance, "rebalance_minutes");
+ATTR(A_sig_levels, "imbalance_levels");
+ATTR(A_sig_bias, "imbalance_bias_bps");
+ATTR(A_sig_weight, "microprice_weight_ratio");
+ATTR(A_sig_impact, "impact_cap_ratio");
+ATTR(A_ti_k, "_k");
+ATTR(A_lb_qty, "qty");
+ATTR(A_om_budget, "_budget");
+ATTR(A_om_detached, "_n_detached");
+ATTR(A_om_att, "_att");
+ATTR(A_om_max_levels, "_max_levels");
+ATTR(A_om_tail_thr, "_tail_thr_ns");
+ATTR(A_om_guard, "_guard");
+ATTR(A_om_ttl, "_ttl_ns");
+ATTR(A_om_min_tib, "_min_tib_ns");
+ATTR(A_om_amend, "_amend");
+ATTR(A_om_drift, "_drift_bps");
+ATTR(A_om_thr, "_thr_bps");
+ATTR(A_om_cap, "_cap");
+ATTR(A_om_tot, "_tot");
+ATTR(A_om_symbol, "symbol");
+ATTR(A_lo_price, "price");
+ATTR(A_lo_level, "level");
+ATTR(A_lo_side, "side");
+ATTR(A_lo_state, "state");
+ATTR(A_lo_priced, "priced_ns");
+ATTR(A_lo_qty, "qty");
+ATTR(A_lo_filled, "filled");
+ATTR(A_lo_ref_mid, "ref_mid");
+ATTR(A_q_price, "price");
+ATTR(A_q_side, "side");
+ATTR(A_q_level, "level");
+ATTR(A_q_qty, "qty");
+ATTR(A_q_symbol, "symbol");
+
+static Attr *DECIDE_ATTRS[] = {
+    &A_rt_strategy, &A_rt_orders, &A_rt_instrument, &A_rt_symbol, &A_rt_budget, &A_rt_target, &A_rt_max_levels,
+    &A_rt_decisions, &A_e_allocator, &A_e_positions, &A_e_maker, &A_e_taker, &A_c_decisions, &A_al_force, &A_al_last,
+    &A_al_portfolio, &A_pf_rebalance, &A_sig_levels, &A_sig_bias, &A_sig_weight, &A_sig_impact, &A_ti_k, &A_lb_qty,
+    &A_om_budget, &A_om_detached, &A_om_att, &A_om_max_levels, &A_om_tail_thr, &A_om_guard, &A_om_ttl, &A_om_min_tib,
+    &A_om_amend, &A_om_drift, &A_om_thr, &A_om_cap, &A_om_tot, &A_om_symbol, &A_lo_price, &A_lo_level, &A_lo_side,
+    &A_lo_state, &A_lo_priced, &A_lo_qty, &A_lo_filled, &A_lo_ref_mid, &A_q_price, &A_q_side, &A_q_level, &A_q_qty,
+    &A_q_symbol, NULL};
+
+static PyObject *M_quotes, *M_reconcile, *M_send, *M_advance, *M_mark_positions, *M_snapshot;
+
+#define EXACT_DBL ((int64_t)1 << 53)
+#define FOREVER ((int64_t)1 << 62)
+
+/* Reads for the mirrored steps: 1 = read, 0 = not an int64 (the caller falls back to
+   Python, which handles it), -1 = another error. */
+static int rd_i64(Attr *a, PyObject *obj, int64_t *out) {
+    PyObject *v = aget(a, obj);
+    if (v == NULL) return -1;
+    int ok = PyLong_Check(v);
+    if (ok) {
+        *out = as_i64(v);
+        if (*out == -1 && PyErr_Occurred()) {
+            if (!PyErr_ExceptionMatches(PyExc_OverflowError)) ok = -1;
+            else {
+                PyErr_Clear();
+                ok = 0;
+            }
+        }
+    }
+    Py_DECREF(v);
+    return ok;
+}
+
+/* A float attribute, or an int one as Python converts it when it meets a float in an
+   expression (correctly rounded); 0 for anything else. */
+static int rd_f64(Attr *a, PyObject *obj, double *out) {
+    PyObject *v = aget(a, obj);
+    if (v == NULL) return -1;
+    int ok = 0;
+    if (PyFloat_CheckExact(v)) {
+        *out = PyFloat_AS_DOUBLE(v);
+        ok = 1;
+    } else if (PyLong_CheckExact(v)) {
+        *out = PyLong_AsDouble(v);
+        ok = 1;
+        if (*out == -1.0 && PyErr_Occurred()) {
+            ok = PyErr_ExceptionMatches(PyExc_OverflowError) ? 0 : -1;
+            if (ok == 0) PyErr_Clear();
+        }
+    }
+    Py_DECREF(v);
+    return ok;
+}
+
+/* a == b for the state strings (interned constants, or equal strings after a restore) */
+static int same_str(PyObject *a, PyObject *b) {
+    if (a == b) return 1;
+    return PyUnicode_Check(a) && PyUnicode_Check(b) && PyUnicode_Compare(a, b) == 0;
+}
+
+/* |a - b| * 10000 as an exact int compared with the double r: 1 if >=, 0 if <, 2 unsure */
+static int int_ge_dbl(int64_t diff, double r) {
+    if (diff < 0) diff = -diff;
+    if (diff > EXACT_DBL / 10000) return 2;
+    return (double)(diff * 10000) >= r;
+}
+
+/* OrderManager._nothing_to_do(desired, now, mid, maxlv) for a manager whose budget did not
+   change and has no detached order.  1 = nothing to do, 0 = not known to be (Python
+   decides), -1 = error. */
+static int nothing_to_do(Ctx *x, PyObject *om, PyObject *desired, int64_t now, int64_t mid) {
+    PyObject *seq = NULL, *att = NULL, *sym = NULL, *prices[2] = {NULL, NULL};
+    int64_t maxlv, tail_thr, ttl, min_tib;
+    int rc = 0, guard, size_down;
+    if (!PyList_CheckExact(desired) && !PyTuple_CheckExact(desired)) return 0;
+    seq = desired;
+    Py_INCREF(seq);
+    att = aget(&A_om_att, om);
+    sym = att ? aget(&A_om_symbol, om) : NULL;
+    if (sym == NULL) goto error;
+    if (!PyTuple_CheckExact(att) || PyTuple_GET_SIZE(att) != 2 || !PyList_CheckExact(PyTuple_GET_ITEM(att, 0)) ||
+        !PyList_CheckExact(PyTuple_GET_ITEM(att, 1)))
+        goto done;
+    int r;
+    if ((r = rd_i64(&A_om_max_levels, om, &maxlv)) != 1 || (r = rd_i64(&A_om_tail_thr, om, &tail_thr)) != 1 ||
+        (r = rd_i64(&A_om_min_tib, om, &min_tib)) != 1)
+        goto read_fail;
+    guard = get_truth(&A_om_guard, om);
+    size_down = guard < 0 ? -1 : get_truth(&A_om_amend, om);
+    if (size_down < 0) goto error;
+    if (guard) {
+        if ((r = rd_i64(&A_om_ttl, om, &ttl)) != 1) goto read_fail;
+    } else {
+        ttl = FOREVER;
+    }
+    double drift = 0.0, thr;
+    if (guard && (r = rd_f64(&A_om_drift, om, &drift)) != 1) goto read_fail;
+    if ((r = rd_f64(&A_om_thr, om, &thr)) != 1) goto read_fail;
+    PyObject *att_side[2] = {PyTuple_GET_ITEM(att, 0), PyTuple_GET_ITEM(att, 1)};
+    Py_ssize_t used[2] = {0, 0};
+    int64_t prev_o[2] = {FOREVER, 0}, prev_q[2] = {FOREVER, 0};
+    Py_ssize_t nq = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t i = 0; i < nq; i++) {
+        PyObject *q = PySequence_Fast_GET_ITEM(seq, i);
+        int64_t qp, qside, qlevel, qqty, op, olevel, oside, priced, oqty, filled;
+        if ((r = rd_i64(&A_q_price, q, &qp)) != 1 || (r = rd_i64(&A_q_side, q, &qside)) != 1) goto read_fail;
+        int s = qside == BUY ? 0 : 1;
+        PyObject *list = att_side[s];
+        if (used[s] >= PyList_GET_SIZE(list)) goto done;
+        PyObject *o = PyList_GET_ITEM(list, used[s]);
+        used[s]++;
+        if ((r = rd_i64(&A_lo_price, o, &op)) != 1) goto read_fail;
+        if (s == 0 ? (op >= prev_o[0] || qp >= prev_q[0]) : (op <= prev_o[1] || qp <= prev_q[1])) goto done;
+        prev_o[s] = op;
+        prev_q[s] = qp;
+        if ((r = rd_i64(&A_lo_level, o, &olevel)) != 1 || (r = rd_i64(&A_q_level, q, &qlevel)) != 1 ||
+            (r = rd_i64(&A_lo_side, o, &oside)) != 1 || (r = rd_i64(&A_q_qty, q, &qqty)) != 1)
+            goto read_fail;
+        if (olevel != qlevel || oside != qside || qlevel >= maxlv || qqty <= 0 || qp <= 0) goto done;
+        PyObject *st = aget(&A_lo_state, o);
+        if (st == NULL) goto error;
+        int resting = same_str(st, x->st_open) || same_str(st, x->st_partial);
+        Py_DECREF(st);
+        if (!resting) goto done;
+        PyObject *qsym = aget(&A_q_symbol, q);
+        if (qsym == NULL) goto error;
+        int same_sym = same_str(qsym, sym);
+        Py_DECREF(qsym);
+        if (!same_sym) goto done;
+        if ((r = rd_i64(&A_lo_priced, o, &priced)) != 1) goto read_fail;
+        int64_t age;
+        if (__builtin_sub_overflow(now, priced, &age)) goto done;
+        if (age >= tail_thr) goto done;
+        if (op == qp) {
+            if ((r = rd_i64(&A_lo_qty, o, &oqty)) != 1 || (r = rd_i64(&A_lo_filled, o, &filled)) != 1) goto read_fail;
+            int64_t rem = oqty - filled;
+            if (qqty != rem && ((size_down && qqty < rem) || age >= ttl)) goto done;
+            continue;
+        }
+        if (age >= min_tib) {
+            if (age >= ttl) goto done;
+            if (guard && mid > 0) {
+                PyObject *ref = aget(&A_lo_ref_mid, o);
+                if (ref == NULL) goto error;
+                double refd, dist;
+                int known = 1;
+                if (PyFloat_CheckExact(ref)) {
+                    refd = PyFloat_AS_DOUBLE(ref);
+                    dist = (double)mid - refd; /* int - float: the int as a double */
+                    if (mid > EXACT_DBL) known = 0;
+                } else if (PyLong_CheckExact(ref)) {
+                    int64_t ri = as_i64(ref);
+                    if (ri == -1 && PyErr_Occurred()) {
+                        PyErr_Clear();
+                        known = 0;
+                    }
+                    refd = (double)ri;
+                    dist = (double)(mid - ri); /* int - int, exact, then a double */
+                    if (ri > EXACT_DBL || ri < -EXACT_DBL || mid > EXACT_DBL) known = 0;
+                } else {
+                    known = 0;
+                    refd = dist = 0.0;
+                }
+                Py_DECREF(ref);
+                if (!known) goto done;
+                if (refd > 0 && fabs(dist) * 10000.0 >= drift * refd) goto done;
+            }
+            if (op > EXACT_DBL || op < -EXACT_DBL || qp > EXACT_DBL) goto done;
+            int ge = int_ge_dbl(qp - op, thr * (double)op);
+            if (ge != 0) goto done; /* >= (a replace), or unsure */
+        }
+        /* the order rests at another price but is held: it must rest at no other desired
+           price of its side (the full pass would re-match it) */
+        if (prices[s] == NULL) {
+            for (int k = 0; k < 2; k++) {
+                prices[k] = PySet_New(NULL);
+                if (prices[k] == NULL) goto error;
+            }
+            for (Py_ssize_t j = 0; j < nq; j++) {
+                PyObject *qq = PySequence_Fast_GET_ITEM(seq, j);
+                int64_t s2;
+                if ((r = rd_i64(&A_q_side, qq, &s2)) != 1) goto read_fail;
+                PyObject *p = aget(&A_q_price, qq);
+                if (p == NULL) goto error;
+                int add = PySet_Add(prices[s2 == BUY ? 0 : 1], p);
+                Py_DECREF(p);
+                if (add < 0) goto error;
+            }
+        }
+        PyObject *opo = PyLong_FromLongLong(op);
+        if (opo == NULL) goto error;
+        int in = PySet_Contains(prices[s], opo);
+        Py_DECREF(opo);
+        if (in < 0) goto error;
+        if (in) goto done;
+    }
+    if (used[0] != PyList_GET_SIZE(att_side[0]) || used[1] != PyList_GET_SIZE(att_side[1])) goto done;
+    {
+        PyObject *cap = aget(&A_om_cap, om);
+        if (cap == NULL) goto error;
+        if (cap == Py_None) {
+            rc = 1;
+        } else {
+            PyObject *tot = aget(&A_om_tot, om);
+            if (tot == NULL) {
+                Py_DECREF(cap);
+                goto error;
+            }
+            if (PyList_CheckExact(tot) && PyList_GET_SIZE(tot) == 2) {
+                int a = PyObject_RichCompareBool(PyList_GET_ITEM(tot, 0), cap, Py_LE);
+                int b = a == 1 ? PyObject_RichCompareBool(PyList_GET_ITEM(tot, 1), cap, Py_LE) : a;
+                if (b < 0) rc = -1;
+                else rc = a == 1 && b == 1;
+            }
+            Py_DECREF(tot);
+        }
+        Py_DECREF(cap);
+    }
+    goto done;
+read_fail:
+    if (r < 0) goto error;
+    goto done;
+error:
+    rc = -1;
+done:
+    Py_XDECREF(seq);
+    Py_XDECREF(att);
+    Py_XDECREF(sym);
+    Py_XDECREF(prices[0]);
+    Py_XDECREF(prices[1]);
+    return rc;
+}
+
+/* int / int as Python's true division for operands within exact doubles: 1 and *out,
+   0 when outside (the caller falls back). */
+static int true_div(int64_t num, int64_t den, double *out) {
+    if (num > EXACT_DBL || num < -EXACT_DBL || den > EXACT_DBL || den < -EXACT_DBL || den == 0) return 0;
+    *out = (double)num / (double)den;
+    return 1;
+}
+
+/* The best n levels' lots of one side of a native book (top_lots), within int64: 1, or 0
+   (the caller falls back). */
+static int top_lots_i64(const NbSide *s, int is_bid, int64_t n, int64_t *out) {
+    int64_t total = 0;
+    if (n <= 0 || s->n == 0) {
+        *out = 0;
+        return 1;
+    }
+    if (n >= s->n) {
+        for (Py_ssize_t i = 0; i < s->cap; i++)
+            if (s->qty[i] != 0 && __builtin_add_overflow(total, s->qty[i], &total)) return 0;
+        *out = total;
+        return 1;
+    }
+    int64_t px = s->best, step = is_bid ? -1 : 1, found = 0;
+    for (Py_ssize_t k = 0; k < 4 * s->n + n; k++) {
+        int64_t q = nb_get(s, px);
+        if (q != 0) {
+            if (__builtin_add_overflow(total, q, &total)) return 0;
+            if (++found == n) {
+                *out = total;
+                return 1;
+            }
+        }
+        if (__builtin_add_overflow(px, step, &px)) return 0;
+    }
+    return 0; /* sparse: the Python path sorts */
+}
+
+/* SymbolSignals.snapshot(now, book) after markouts.advance(now) ran (two-sided book, bid
+   < ask, both sizes > 0): a new SignalSnapshot, or NULL with *fallback = 1 when a value
+   is outside the C reading (the caller then calls the Python method). */
+static PyObject *snapshot(Ctx *x, PyObject *signals, NativeBook *b, int64_t now, int64_t bid, int64_t ask,
+                          int64_t bq, int64_t aq, int *fallback) {
+    PyObject *vol = NULL, *ti = NULL, *samples = NULL, *result = NULL;
+    vol = aget(&A_sig_vol, signals);
+    ti = vol ? aget(&A_sig_intensity, signals) : NULL;
+    if (ti == NULL) goto out;
+    /* TradeIntensity.rates(now) */
+    double tr = 0.0, bl = 0.0, sl = 0.0;
+    int64_t last;
+    int has_last = get_opt_i64(&A_ti_last_ts, ti, &last);
+    if (has_last < 0) goto out;
+    if (has_last) {
+        double hl, k, count, buy, sell;
+        int r;
+        if ((r = rd_f64(&A_ti_half_life, ti, &hl)) != 1 || (r = rd_f64(&A_ti_k, ti, &k)) != 1 ||
+            (r = rd_f64(&A_ti_count, ti, &count)) != 1 || (r = rd_f64(&A_ti_buy, ti, &buy)) != 1 ||
+            (r = rd_f64(&A_ti_sell, ti, &sell)) != 1)
+            goto out;
+        double d = now > last ? exp(-x->ln2 * (double)(now - last) / hl) : 1.0;
+        double kd = k * d;
+        tr = count * kd;
+        bl = buy * kd;
+        sl = sell * kd;
+    }
+    /* EwmaVol.vol_per_sqrt_s */
+    double var_sum, weight;
+    if (rd_f64(&A_v_var_sum, vol, &var_sum) != 1 || rd_f64(&A_v_weight, vol, &weight) != 1) goto out;
+    double volv = sqrt(weight > 0 ? var_sum / weight : 0.0);
+    samples = aget(&A_v_samples, vol);
+    if (samples == NULL) goto out;
+    /* microprice tilt and imbalance */
+    int64_t mid2, num1, num2, num, tot;
+    if (__builtin_add_overflow(bid, ask, &mid2) || __builtin_mul_overflow(bid, aq, &num1) ||
+        __builtin_mul_overflow(ask, bq, &num2) || __builtin_add_overflow(num1, num2, &num) ||
+        __builtin_add_overflow(bq, aq, &tot))
+        goto out;
+    double mid = (double)mid2 * 0.5, micro;
+    if (tot <= 0) micro = (double)mid2 / 2.0;
+    else if (!true_div(num, tot, &micro)) goto out;
+    if (mid2 > EXACT_DBL) goto out;
+    double tilt = micro - mid;
+    int64_t n;
+    if (rd_i64(&A_sig_levels, signals, &n) != 1) goto out;
+    double imb;
+    if (n > 1) {
+        int64_t lb, la, t2, d2;
+        if (!top_lots_i64(&b->side[NB_BIDS], 1, n, &lb) || !top_lots_i64(&b->side[NB_ASKS], 0, n, &la) ||
+            __builtin_add_overflow(lb, la, &t2) || __builtin_sub_overflow(lb, la, &d2))
+            goto out;
+        if (t2 <= 0) imb = 0.0;
+        else if (!true_div(d2, t2, &imb)) goto out;
+    } else {
+        if (tot <= 0) imb = 0.0;
+        else if (!true_div(bq - aq, tot, &imb)) goto out;
+    }
+    double bias, weight_r;
+    if (rd_f64(&A_sig_bias, signals, &bias) != 1 || rd_f64(&A_sig_weight, signals, &weight_r) != 1) goto out;
+    double raw = imb * bias * mid / 10000.0 + weight_r * tilt;
+    PyObject *impact = aget(&A_sig_impact, signals);
+    if (impact == NULL) goto out;
+    PyObject *args[11];
+    args[0] = PyLong_FromLongLong(now);
+    args[1] = PyFloat_FromDouble(mid);
+    args[2] = PyFloat_FromDouble(volv);
+    args[3] = samples;
+    args[4] = PyFloat_FromDouble(tr);
+    args[5] = PyFloat_FromDouble(bl);
+    args[6] = PyFloat_FromDouble(sl);
+    args[7] = PyFloat_FromDouble(imb);
+    args[8] = PyFloat_FromDouble(tilt);
+    args[9] = PyFloat_FromDouble(raw);
+    args[10] = impact;
+    int made = 1;
+    for (int i = 0; i < 10; i++)
+        if (args[i] == NULL) made = 0;
+    if (made) result = PyObject_Vectorcall(x->make_snapshot, args, 11, NULL);
+    for (int i = 0; i < 10; i++)
+        if (i != 3) Py_XDECREF(args[i]);
+    Py_DECREF(impact);
+out:
+    *fallback = result == NULL && !PyErr_Occurred();
+    Py_XDECREF(vol);
+    Py_XDECREF(ti);
+    Py_XDECREF(samples);
+    return result;
+}
+
+/* Allocator.due(now) for the stock allocator: 1/0, -1 on error, 2 = ask Python. */
+static int allocator_due(PyObject *alloc, int64_t now) {
+    int force = get_truth(&A_al_force, alloc);
+    if (force != 0) return force < 0 ? -1 : 1;
+    int64_t last;
+    int r = get_opt_i64(&A_al_last, alloc, &last);
+    if (r <= 0) return r < 0 ? -1 : 1;
+    PyObject *pf = aget(&A_al_portfolio, alloc);
+    if (pf == NULL) return -1;
+    double minutes;
+    r = rd_f64(&A_pf_rebalance, pf, &minutes);
+    Py_DECREF(pf);
+    if (r != 1) return r < 0 ? -1 : 2;
+    double p = nearbyint(minutes * 60.0 * 1e9); /* int(round(...)): half to even */
+    if (!(p < 9.2e18 && p > -9.2e18)) return 2;
+    int64_t diff;
+    if (__builtin_sub_overflow(now, last, &diff)) return 2;
+    return diff >= (int64_t)p;
+}
+
+static int bump(PyObject *counters, Attr *a, Py_ssize_t v);
+
+/* Engine._decide(rt, now) (the engine is not paused). */
+static int decide(Ctx *x, PyObject *entry, int64_t now) {
+    PyObject *rt = PyTuple_GET_ITEM(entry, 0), *signals = PyTuple_GET_ITEM(entry, 2),
+             *lbook = PyTuple_GET_ITEM(entry, 3);
+    NativeBook *b = (NativeBook *)PyTuple_GET_ITEM(entry, 1);
+    int stock_orders = PyObject_IsTrue(PyTuple_GET_ITEM(entry, 4));
+    int64_t bid, ask;
+    PyObject *objs[4];
+    if (!x->stock_decide || b->stale || !nb_best(&b->side[NB_BIDS], &bid) || !nb_best(&b->side[NB_ASKS], &ask) ||
+        bid >= ask) {
+        objs[0] = rt;
+        return call_method(x->engine, M_decide, objs, 1, &now, 1);
+    }
+    PyObject *alloc = aget(&A_e_allocator, x->engine);
+    if (alloc == NULL) return -1;
+    int due = 0;
+    if (alloc != Py_None) due = x->stock_alloc ? allocator_due(alloc, now) : 2;
+    Py_DECREF(alloc);
+    if (due != 0) { /* a rebalance (or the question) is for Python: the whole decision there */
+        if (due < 0) return -1;
+        objs[0] = rt;
+        return call_method(x->engine, M_decide, objs, 1, &now, 1);
+    }
+    PyObject *counters = aget(&A_counters, x->engine);
+    if (counters == NULL || bump(counters, &A_c_decisions, 1) < 0) {
+        Py_XDECREF(counters);
+        return -1;
+    }
+    Py_DECREF(counters);
+    int64_t n_dec;
+    if (get_i64(&A_rt_decisions, rt, &n_dec) < 0 || set_i64(&A_rt_decisions, rt, n_dec + 1) < 0) return -1;
+    int64_t mid_floor = floor_div(bid + ask, 2);
+    PyObject *positions = aget(&A_e_positions, x->engine);
+    if (positions == NULL) return -1;
+    int rc = 0;
+    if (positions != Py_None) {
+        int64_t ints[2] = {mid_floor, now};
+        objs[0] = rt;
+        rc = call_method(x->engine, M_mark_positions, objs, 1, ints, 2);
+    }
+    Py_DECREF(positions);
+    if (rc < 0) return -1;
+    /* SymbolSignals.snapshot: markouts first (Python when one matures), then the rest */
+    PyObject *mk = aget(&A_sig_markouts, signals);
+    if (mk == NULL) return -1;
+    PyObject *mid2now = aget(&A_m_mid2, mk);
+    rc = mid2now ? 0 : -1;
+    if (rc == 0 && mid2now != Py_None) {
+        int first = 0, dueb = markouts_due(mk, now + 1, &first); /* due at or before now */
+        if (dueb < 0) rc = -1;
+        else if (dueb) rc = call_method(mk, M_advance, NULL, 0, &now, 1);
+    }
+    Py_XDECREF(mid2now);
+    Py_DECREF(mk);
+    if (rc < 0) return -1;
+    int64_t bq = nb_get(&b->side[NB_BIDS], bid), aq = nb_get(&b->side[NB_ASKS], ask);
+    int fallback;
+    PyObject *snap = snapshot(x, signals, b, now, bid, ask, bq, aq, &fallback);
+    if (snap == NULL && fallback) { /* SymbolSignals.snapshot: its advance finds nothing left */
+        PyObject *nowo = PyLong_FromLongLong(now);
+        if (nowo == NULL) return -1;
+        PyObject *args[3] = {signals, nowo, (PyObject *)b};
+        snap = PyObject_VectorcallMethod(M_snapshot, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_DECREF(nowo);
+    }
+    if (snap == NULL) return -1;
+    PyObject *result = NULL, *ctx = NULL, *desired = NULL, *orders = NULL, *budget = NULL;
+    PyObject *cargs[13] = {NULL};
+    cargs[0] = aget(&A_rt_symbol, rt);
+    cargs[1] = aget(&A_rt_instrument, rt);
+    cargs[2] = PyLong_FromLongLong(bid);
+    cargs[3] = PyLong_FromLongLong(ask);
+    cargs[4] = PyLong_FromLongLong(bq);
+    cargs[5] = PyLong_FromLongLong(aq);
+    cargs[6] = snap;
+    cargs[7] = aget(&A_lb_qty, lbook);
+    cargs[8] = PyLong_FromLongLong(now);
+    cargs[9] = aget(&A_rt_target, rt);
+    cargs[10] = aget(&A_rt_max_levels, rt);
+    cargs[11] = aget(&A_e_maker, x->engine);
+    cargs[12] = aget(&A_e_taker, x->engine);
+    int made = 1;
+    for (int i = 0; i < 13; i++)
+        if (cargs[i] == NULL) made = 0;
+    if (made) ctx = PyObject_Vectorcall(x->make_context, cargs, 13, NULL);
+    for (int i = 0; i < 13; i++) Py_XDECREF(cargs[i]);
+    if (ctx == NULL) return -1;
+    PyObject *strategy = aget(&A_rt_strategy, rt);
+    if (strategy != NULL) {
+        PyObject *args[2] = {strategy, ctx};
+        desired = PyObject_VectorcallMethod(M_quotes, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_DECREF(strategy);
+    }
+    Py_DECREF(ctx);
+    if (desired == NULL) return -1;
+    orders = aget(&A_rt_orders, rt);
+    budget = orders ? aget(&A_rt_budget, rt) : NULL;
+    if (budget == NULL) goto out;
+    if (stock_orders == 1) {
+        PyObject *cur = aget(&A_om_budget, orders);
+        if (cur == NULL) goto out;
+        int same = cur == budget;
+        Py_DECREF(cur);
+        int64_t detached;
+        int r = same ? rd_i64(&A_om_detached, orders, &detached) : 0;
+        if (r < 0) goto out;
+        if (r == 1 && detached == 0) {
+            int ntd = nothing_to_do(x, orders, desired, now, mid_floor);
+            if (ntd < 0) goto out;
+            if (ntd == 1) {
+                Py_INCREF(Py_None);
+                result = Py_None;
+                goto out;
+            }
+        }
+    }
+    {
+        PyObject *nowo = PyLong_FromLongLong(now), *mido = nowo ? PyLong_FromLongLong(mid_floor) : NULL;
+        PyObject *actions = NULL;
+        if (mido != NULL) {
+            PyObject *args[5] = {orders, desired, nowo, mido, budget};
+            actions = PyObject_VectorcallMethod(M_reconcile, args, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        }
+        Py_XDECREF(nowo);
+        Py_XDECREF(mido);
+        if (actions == NULL) goto out;
+        int any = PyObject_IsTrue(actions);
+        int r2 = any;
+        if (any == 1) {
+            PyObject *o2[2] = {rt, actions};
+            r2 = call_method(x->engine, M_send, o2, 2, &now, 1);
+        }
+        Py_DECREF(actions);
+        if (r2 < 0) goto out;
+        Py_INCREF(Py_None);
+        result = Py_None;
+    }
+out:
+    Py_XDECREF(desired);
+    Py_XDECREF(orders);
+    Py_XDECREF(budget);
+    if (result == NULL) return -1;
+    Py_DECREF(result);
+    return 0;
+}
+
 /* Engine._on_local_market for a row, at local time now. */
 static int deliver_row(Ctx *x, Py_ssize_t r, int64_t now) {
     PyObject *entry = PyTuple_GET_ITEM(x->runtimes, x->sym[r]);
@@ -779,8 +1373,7 @@ static int deliver_row(Ctx *x, Py_ssize_t r, int64_t now) {
         int paused = get_truth(&A_paused, x->engine);
         if (paused < 0) return -1;
         if (!paused) {
-            PyObject *objs[1] = {rt};
-            if (call_method(x->engine, M_decide, objs, 1, &now, 1) < 0) return -1;
+            if (decide(x, entry, now) < 0) return -1;
             next = x->interval ? (floor_div(now, x->interval) + 1) * x->interval : now;
             if (set_i64(&A_rt_next_decision, rt, next) < 0) return -1;
         }
@@ -919,9 +1512,9 @@ static int bump(PyObject *counters, Attr *a, Py_ssize_t v) {
 
 static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 7 || !PyTuple_CheckExact(args[2]) || PyTuple_GET_SIZE(args[2]) != 13 || !PyTuple_CheckExact(args[3]) ||
+    if (nargs != 7 || !PyTuple_CheckExact(args[2]) || PyTuple_GET_SIZE(args[2]) != 19 || !PyTuple_CheckExact(args[3]) ||
         PyTuple_GET_SIZE(args[3]) != 8 || !PyTuple_CheckExact(args[4]) || PyTuple_GET_SIZE(args[4]) != 2) {
-        PyErr_SetString(PyExc_TypeError, "run(engine, sim, ctx[13], cols[8], levels[2], lo, hi)");
+        PyErr_SetString(PyExc_TypeError, "run(engine, sim, ctx[19], cols[8], levels[2], lo, hi)");
         return NULL;
     }
     Ctx x;
@@ -942,19 +1535,27 @@ static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) 
     x.ledger = PyTuple_GET_ITEM(ctx, 10);
     x.on_depth = PyTuple_GET_ITEM(ctx, 11);
     x.ln2 = PyFloat_AsDouble(PyTuple_GET_ITEM(ctx, 12));
+    x.stock_decide = PyObject_IsTrue(PyTuple_GET_ITEM(ctx, 13));
+    x.stock_alloc = PyObject_IsTrue(PyTuple_GET_ITEM(ctx, 14));
+    x.make_snapshot = PyTuple_GET_ITEM(ctx, 15);
+    x.make_context = PyTuple_GET_ITEM(ctx, 16);
+    x.st_open = PyTuple_GET_ITEM(ctx, 17);
+    x.st_partial = PyTuple_GET_ITEM(ctx, 18);
     Py_ssize_t lo = PyLong_AsSsize_t(args[5]), hi = PyLong_AsSsize_t(args[6]);
     if (PyErr_Occurred()) return NULL;
     if (!PyTuple_CheckExact(x.runtimes) || !PyTuple_CheckExact(x.sims) ||
         PyTuple_GET_SIZE(x.runtimes) != PyTuple_GET_SIZE(x.sims) || !PyList_CheckExact(x.reports) ||
-        !PyList_CheckExact(x.arrivals) || !PyList_CheckExact(x.sim_reports) || x.cross_fills < 0 || x.interval < 0) {
+        !PyList_CheckExact(x.arrivals) || !PyList_CheckExact(x.sim_reports) || x.cross_fills < 0 || x.interval < 0 ||
+        x.stock_decide < 0 || x.stock_alloc < 0) {
         PyErr_SetString(PyExc_TypeError, "run: bad context");
         return NULL;
     }
     x.nsym = PyTuple_GET_SIZE(x.runtimes);
     for (Py_ssize_t i = 0; i < x.nsym; i++) {
         PyObject *e = PyTuple_GET_ITEM(x.runtimes, i);
-        if (e != Py_None && (!PyTuple_CheckExact(e) || PyTuple_GET_SIZE(e) != 4)) {
-            PyErr_SetString(PyExc_TypeError, "run: runtimes entries are (rt, book, signals, ledger_book) or None");
+        if (e != Py_None && (!PyTuple_CheckExact(e) || PyTuple_GET_SIZE(e) != 5)) {
+            PyErr_SetString(PyExc_TypeError,
+                            "run: runtimes entries are (rt, book, signals, ledger_book, stock_orders) or None");
             return NULL;
         }
         if (e != Py_None && native(PyTuple_GET_ITEM(e, 1)) == NULL) return NULL;
@@ -1048,6 +1649,12 @@ PyMODINIT_FUNC PyInit__fastfeed(void) {
     }
     for (Attr **a = ALL_ATTRS; *a != NULL; a++)
         if (((*a)->name = intern((*a)->text)) == NULL) return NULL;
+    for (Attr **a = DECIDE_ATTRS; *a != NULL; a++)
+        if (((*a)->name = intern((*a)->text)) == NULL) return NULL;
+    if ((M_quotes = intern("quotes")) == NULL || (M_reconcile = intern("reconcile")) == NULL ||
+        (M_send = intern("_send")) == NULL || (M_advance = intern("advance")) == NULL ||
+        (M_mark_positions = intern("_mark_positions")) == NULL || (M_snapshot = intern("snapshot")) == NULL)
+        return NULL;
     if ((M_process_arrivals = intern("process_arrivals")) == NULL || (M_on_report = intern("_on_report")) == NULL ||
         (M_on_trade = intern("on_trade")) == NULL || (M_on_touch = intern("on_touch")) == NULL ||
         (M_on_mid = intern("on_mid")) == NULL || (M_mark_mid2 = intern("mark_mid2")) == NULL ||

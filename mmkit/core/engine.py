@@ -43,7 +43,7 @@ from mmkit.core.instruments import Instrument
 from mmkit.core.ledger import Ledger
 from mmkit.core.orders import Budget, OrderManager
 from mmkit.core.risk import PositionBook
-from mmkit.core.signals import LN2, SymbolSignals
+from mmkit.core.signals import LN2, SymbolSignals, make_signal_snapshot
 from mmkit.core.stats import OrderRecord
 from mmkit.core.strategy import Strategy, make_quote_context
 from mmkit.core.types import (
@@ -372,10 +372,15 @@ class Engine:
         for sym, i in ids.items():
             rt = self.rt.get(sym)
             if rt is not None:
-                runtimes[i] = (rt, rt.book, rt.signals, books[sym])
+                runtimes[i] = (rt, rt.book, rt.signals, books[sym], _stock_orders(rt.orders))
             sims[i] = sim._syms.get(sym)
+        # the loop mirrors _decide's own steps and SymbolSignals.snapshot (and reconcile's
+        # fast path per stock order manager): only while those are the stock methods
+        stock_decide = type(self)._decide is _STOCK[0] and SymbolSignals.snapshot is _STOCK[1]
         ctx = (tuple(runtimes), tuple(sims), rows.event, self.shift, self.interval_ns, bool(sim._cross_fills),
-               self._local, self._reports, sim._arrivals, sim._reports, self.ledger, sim._on_depth, LN2)
+               self._local, self._reports, sim._arrivals, sim._reports, self.ledger, sim._on_depth, LN2,
+               stock_decide, type(self.allocator) is Allocator, make_signal_snapshot, make_quote_context,
+               OrderState.OPEN, OrderState.PARTIALLY_FILLED)
         return n + _feed_rows(self, sim, ctx, rows.columns, rows.levels, lo, hi)  # type: ignore[misc]
 
     def close(self) -> EngineResult:
@@ -584,7 +589,7 @@ class Engine:
         self.counters.decisions += 1
         rt.decisions += 1
         if self.positions is not None:
-            self.positions.update_mark(rt.symbol, float(rt.instrument.notional_usd((bid + ask) // 2, 1)), now)
+            self._mark_positions(rt, (bid + ask) // 2, now)
         snap = rt.signals.snapshot(now, book)
         position = self.ledger.qty_lots(rt.symbol)
         ctx = make_quote_context(rt.symbol, rt.instrument, bid, ask, book.bids[bid], book.asks[ask], snap, position,
@@ -593,6 +598,10 @@ class Engine:
         actions = rt.orders.reconcile(desired, now, (bid + ask) // 2, rt.budget)
         if actions:
             self._send(rt, actions, now)
+
+    def _mark_positions(self, rt: SymbolRuntime, mid: int, now: int) -> None:
+        """The position book's mark of ``rt``'s symbol: one lot at ``mid`` ticks, in USD."""
+        self.positions.update_mark(rt.symbol, float(rt.instrument.notional_usd(mid, 1)), now)  # type: ignore[union-attr]
 
     def rebalance(self, now: int) -> Allocation:
         """Re-split the budget across symbols with the allocator (every
@@ -697,6 +706,15 @@ class Engine:
         events = self.gates.drain_events() if self.gates is not None else []
         return EngineResult(self.ledger, ordered, list(self._fills), self.counters, self._start, end, self.shift,
                             self.rt, list(events), list(self._trace))
+
+
+_STOCK = (Engine._decide, SymbolSignals.snapshot, OrderManager.reconcile, OrderManager._nothing_to_do)
+"""The methods the compiled loop mirrors, as defined here (a patched one runs in Python)."""
+
+
+def _stock_orders(orders: object) -> bool:
+    return (type(orders) is OrderManager and OrderManager.reconcile is _STOCK[2]
+            and OrderManager._nothing_to_do is _STOCK[3])
 
 
 def _no_rows(row: int) -> object:

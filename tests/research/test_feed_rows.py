@@ -291,3 +291,106 @@ def test_prices_beyond_exact_doubles(tmp_path: Path, monkeypatch: pytest.MonkeyP
     write_cache(path, [lifted(ev) for ev in generate(5, 3000)], {"SYNUSDT": synth_instrument()})
     out = assert_same(path, config(tmp_path), monkeypatch, decision_interval_ms=10)
     assert json.loads(out["report"])["engine"]["decisions"] > 0
+
+
+# ----------------------------------------------------------------------------- decisions
+# The loop does Engine._decide's own steps, SymbolSignals.snapshot and the order manager's
+# "nothing to do" check in C (the strategy and a reconcile with work stay Python).  The
+# baseline config above quotes one fixed level with every hold rule off; these settings
+# reach the rest: ladders of several levels (the vol and Avellaneda models read the
+# snapshot's vol, intensity, imbalance and micro bias), orders held by age, by threshold and
+# by the anti-stale guard (TTL, drift), amends, the tail batch, a binding budget, a
+# one-level imbalance and the allocator's rebalances across symbols.
+VOL = {"model": "vol", "levels_per_side": 3, "k_vola_spread": 1.0, "skew_coeff": 0.3, "level_spacing_coeff": 0.4}
+DECISION_SETTINGS: dict[str, dict[str, Any]] = {
+    "vol_ladder_holds": {"strategy": {**VOL, "min_time_in_book_ms": 500, "replace_threshold_bps": 3.0,
+                                      "enable_anti_stale_guard": True, "order_ttl_ms": 800, "price_drift_bps": 2.0}},
+    "vol_guard_tight": {"strategy": {**VOL, "min_time_in_book_ms": 50, "replace_threshold_bps": 0.5,
+                                     "enable_anti_stale_guard": True, "order_ttl_ms": 120, "price_drift_bps": 0.3}},
+    "fixed_amend": {"strategy": {"min_time_in_book_ms": 50, "replace_threshold_bps": 0.0},
+                    "backtest": {"replace_policy": "amend"}},
+    "vol_tail_batch": {"strategy": {**VOL, "min_time_in_book_ms": 100, "replace_threshold_bps": 1.0},
+                       "latency_boost": {"tail_batch": {"tail_age_ms": 300, "max_batch": 2, "jitter_ms": 0}}},
+    "avellaneda_one_level_imbalance": {"strategy": {"model": "avellaneda", "levels_per_side": 1,
+                                                    "min_time_in_book_ms": 200, "replace_threshold_bps": 0.0},
+                                       "signals": {"imbalance_levels": 1, "imbalance_bias_bps": 2.0,
+                                                   "microprice_weight_ratio": 0.8}},
+    "fixed_small_budget": {"strategy": {"min_time_in_book_ms": 30, "replace_threshold_bps": 0.2},
+                           "portfolio": {"budget_usd": 2000}},
+}
+
+
+@pytest.mark.parametrize("name", sorted(DECISION_SETTINGS))
+def test_decision_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    loaded = config(tmp_path, **DECISION_SETTINGS[name])
+    for interval in (100, 7):
+        out = assert_same(synth_cache(tmp_path, 8000), loaded, monkeypatch, decision_interval_ms=interval)
+        assert out["counters"]["decisions"] > 100 and out["counters"]["creates"] > 0
+
+
+def test_decisions_on_real_data_with_holds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    source, venue, _ = REAL["usdm"]
+    cache = tmp_path / "usdm.mmc"
+    stream = open_events([str(source)], venue=venue)
+    write_cache(cache, list(stream), dict(stream.instruments))
+    loaded = config(tmp_path, **DECISION_SETTINGS["vol_ladder_holds"])
+    out = assert_same(cache, loaded, monkeypatch, decision_interval_ms=50)
+    assert out["counters"]["decisions"] > 1000
+
+
+def test_rebalances_across_symbols(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rebalances due on decision ticks go to Python (the allocator), the rest stays in C."""
+    cache = synth_cache(tmp_path, 8000, symbols=("SYNUSDT", "SYNETH"))
+    loaded = config(tmp_path, trading={"symbols": ["SYNUSDT", "SYNETH"]}, portfolio={"rebalance_minutes": 0.05},
+                    strategy={**VOL, "min_time_in_book_ms": 100, "replace_threshold_bps": 1.0})
+    out = assert_same(cache, loaded, monkeypatch, decision_interval_ms=20)
+    assert out["counters"]["rebalances"] > 2
+
+
+def test_most_decisions_stay_in_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a test that cannot fail: Engine._decide and SymbolSignals.snapshot run in Python
+    only for the decisions the loop hands over (the first, with its rebalance), and a
+    patched _decide is honored (the loop then calls it for every decision)."""
+    from mmkit.core.signals import SymbolSignals
+
+    calls = {"decide": 0, "snapshot": 0}
+    real_decide, real_snapshot = engine_mod.Engine._decide, SymbolSignals.snapshot
+
+    def counting_snapshot(self: Any, now: int, book: Any) -> Any:
+        calls["snapshot"] += 1
+        return real_snapshot(self, now, book)
+
+    monkeypatch.setattr(engine_mod, "_STOCK", (real_decide, counting_snapshot) + engine_mod._STOCK[2:])
+    monkeypatch.setattr(SymbolSignals, "snapshot", counting_snapshot)
+    cache = synth_cache(tmp_path, 6000)
+    out = outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5)
+    assert out["counters"]["decisions"] > 500 and calls["snapshot"] <= 2
+
+    def counting_decide(self: Any, rt: Any, now: int) -> None:
+        calls["decide"] += 1
+        real_decide(self, rt, now)
+
+    monkeypatch.setattr(engine_mod.Engine, "_decide", counting_decide)
+    again = outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5)
+    assert again == out and calls["decide"] == out["counters"]["decisions"] + out["counters"]["skipped_decisions"]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(seed=st.integers(0, 10_000), interval=st.sampled_from([1, 10, 100]), model=st.sampled_from(["fixed", "vol",
+                                                                                                     "avellaneda"]),
+       min_tib=st.sampled_from([0, 30, 200]), thr=st.sampled_from([0.0, 0.5, 2.0]), guard=st.booleans(),
+       ttl=st.sampled_from([100, 800]), drift=st.sampled_from([0.3, 2.0]), amend=st.booleans(),
+       levels=st.sampled_from([1, 5]))
+def test_random_decision_settings_agree(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int, interval: int,
+                                        model: str, min_tib: int, thr: float, guard: bool, ttl: int, drift: float,
+                                        amend: bool, levels: int) -> None:
+    """Random hold rules, models and imbalance depth: the decisions made in the loop and
+    Engine.feed's agree on everything."""
+    folder = tmp_path / f"d{seed}_{interval}_{model}_{min_tib}_{thr}_{guard}_{ttl}_{drift}_{amend}_{levels}"
+    folder.mkdir(exist_ok=True)
+    strategy = {"model": model, "levels_per_side": 1 if model == "fixed" else 3, "min_time_in_book_ms": min_tib,
+                "replace_threshold_bps": thr, "enable_anti_stale_guard": guard, "order_ttl_ms": ttl,
+                "price_drift_bps": drift}
+    loaded = config(folder, strategy=strategy, signals={"imbalance_levels": levels},
+                    backtest={"replace_policy": "amend" if amend else "cancel_replace"})
+    assert_same(synth_cache(folder, 2500, seed=seed), loaded, monkeypatch, seed=seed, decision_interval_ms=interval)
