@@ -202,7 +202,7 @@ class Engine:
     __slots__ = ("rt", "venue", "ledger", "params", "gates", "positions", "maker_fee_bps", "taker_fee_bps",
                  "trace_orders", "on_fill_hooks", "allocator", "allocations", "counters", "interval_ns", "shift",
                  "_local", "_reports", "_seq", "_records", "_live", "_replaces", "_fills", "_trace", "_now", "_start",
-                 "_last_ts", "_started", "_row_event", "paused", "pause_reason")
+                 "_last_ts", "_started", "_row_event", "paused", "pause_reason", "_lot_usd")
 
     def __init__(
         self,
@@ -239,6 +239,7 @@ class Engine:
         self._records: dict[str, OrderRecord] = {}
         self._live: dict[str, tuple[str, int, int, int]] = {}  # client_id -> (symbol, side, created_ns, qty)
         self._replaces: dict[str, int] = {}
+        self._lot_usd: dict[str, tuple[int, float]] = {}  # symbol -> (mid ticks, USD per lot there)
         self._fills: list[Fill] = []
         self._trace: list[dict[str, Any]] = []
         self._now = 0
@@ -600,8 +601,13 @@ class Engine:
             self._send(rt, actions, now)
 
     def _mark_positions(self, rt: SymbolRuntime, mid: int, now: int) -> None:
-        """The position book's mark of ``rt``'s symbol: one lot at ``mid`` ticks, in USD."""
-        self.positions.update_mark(rt.symbol, float(rt.instrument.notional_usd(mid, 1)), now)  # type: ignore[union-attr]
+        """The position book's mark of ``rt``'s symbol: one lot at ``mid`` ticks, in USD
+        (the exact notional as a float, computed again only when the mid moved)."""
+        sym = rt.symbol
+        last = self._lot_usd.get(sym)
+        if last is None or last[0] != mid:
+            last = self._lot_usd[sym] = (mid, float(rt.instrument.notional_usd(mid, 1)))
+        self.positions.update_mark(sym, last[1], now)  # type: ignore[union-attr]
 
     def rebalance(self, now: int) -> Allocation:
         """Re-split the budget across symbols with the allocator (every
