@@ -1,10 +1,12 @@
 """Which compiled fast paths are built and active.
 
-mmkit has four optional C modules, built by ``setup.py`` when a C compiler is present:
+mmkit has five optional C modules, built by ``setup.py`` when a C compiler is present:
 the JSONL reader's scanner (``mmkit.data._jsonlscan``), the inner loop of
 ``L2Book.apply_levels`` (``mmkit.core._levels``), the cache's row -> event builder
 (``mmkit.data._cacheiter``) and the engine loop over cache rows
-(``mmkit.core._fastfeed``, ``Engine.feed_rows``).  Each has a pure-Python twin with the same results, which is
+(``mmkit.core._fastfeed``, ``Engine.feed_rows``) with the native book it runs on
+(``mmkit.core._nbook``, ``NativeL2Book``; ``engine_loop`` below counts as built when both
+are).  Each has a pure-Python twin with the same results, which is
 what runs when a module is not built or when the environment sets ``MMKIT_PURE_PYTHON=1``
 (read when ``mmkit`` is imported for the book and the engine loop; per reader or
 iteration for the others).  ``status()`` says what is in use (docs/data.md shows the one-liner).
