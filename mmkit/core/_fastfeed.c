@@ -255,7 +255,7 @@ typedef struct {
     int cross_fills;
     Py_ssize_t trades, book_events;
     /* decisions */
-    int stock_decide, stock_alloc;
+    int stock_decide, stock_alloc, plain_trades;
     PyObject *make_snapshot, *make_context, *st_open, *st_partial;
 } Ctx;
 
@@ -506,6 +506,80 @@ static int crossing(NativeBook *b, PyObject *st) {
     return n < 0 ? -1 : n > 0;
 }
 
+/* FillSimulator._trade for a print exactly at our best price on the side it hits, when it
+   fills nothing: the queue ahead of our orders there shrinks by the print (risk_averse and
+   the other int queues; no toxic sweeps, no touch fills).  Checks first, changes after:
+   1 = done here, 0 = the print may fill or is not this plain case (Python does all of
+   it), -1 = error. */
+#define TRADE_ORDERS_CAP 16
+static int plain_trade(Ctx *x, PyObject *st, int hit_bids, int64_t p, int64_t qty) {
+    if (!x->plain_trades) return 0;
+    PyObject *mine = aget(hit_bids ? &A_st_bids : &A_st_asks, st);
+    if (mine == NULL) return -1;
+    int rc = 1;
+    PyObject *orders = NULL;
+    if (!PyDict_CheckExact(mine)) rc = 0;
+    Py_ssize_t pos = 0;
+    PyObject *k, *v;
+    while (rc == 1 && PyDict_Next(mine, &pos, &k, &v)) {
+        int64_t q = as_i64(k);
+        if (q == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            rc = 0;
+        } else if (hit_bids ? q > p : q < p) {
+            rc = 0; /* the print went through one of our prices: that order fills */
+        } else if (q == p) {
+            orders = v;
+        }
+    }
+    if (rc == 1 && orders != NULL && PyList_CheckExact(orders) && PyList_GET_SIZE(orders) > 0) {
+        Py_ssize_t n = PyList_GET_SIZE(orders);
+        int64_t ahead[TRADE_ORDERS_CAP], traded[TRADE_ORDERS_CAP];
+        int set_ahead[TRADE_ORDERS_CAP];
+        int64_t left = qty, consumed = 0;
+        if (n > TRADE_ORDERS_CAP) rc = 0;
+        for (Py_ssize_t i = 0; rc == 1 && i < n; i++) {
+            PyObject *o = PyList_GET_ITEM(orders, i);
+            PyObject *ao = aget(&A_o_ahead, o), *to = ao ? aget(&A_o_traded, o) : NULL;
+            if (to == NULL) {
+                Py_XDECREF(ao);
+                rc = -1;
+                break;
+            }
+            if (!PyLong_CheckExact(ao) || !PyLong_CheckExact(to)) rc = 0; /* a fractional queue estimate */
+            int64_t a = rc == 1 ? as_i64(ao) : 0, t = rc == 1 ? as_i64(to) : 0;
+            Py_DECREF(ao);
+            Py_DECREF(to);
+            if (rc != 1) break;
+            if (PyErr_Occurred() || __builtin_add_overflow(t, qty, &traded[i])) {
+                PyErr_Clear();
+                rc = 0;
+                break;
+            }
+            set_ahead[i] = a != 0;
+            ahead[i] = a;
+            if (a) {
+                int64_t need = a - consumed;
+                if (need > 0) {
+                    int64_t take = left < need ? left : need;
+                    left -= take;
+                    consumed += take;
+                }
+                a -= consumed;
+                ahead[i] = a > 0 ? a : 0;
+            }
+            if (left > 0) rc = 0; /* this order fills */
+        }
+        for (Py_ssize_t i = 0; rc == 1 && i < n; i++) {
+            PyObject *o = PyList_GET_ITEM(orders, i);
+            if (set_i64(&A_o_traded, o, traded[i]) < 0 || (set_ahead[i] && set_i64(&A_o_ahead, o, ahead[i]) < 0))
+                rc = -1;
+        }
+    }
+    Py_DECREF(mine);
+    return rc;
+}
+
 /* FillSimulator.on_market for row r with nothing due by its ts (the engine advanced). */
 static int sim_on_market(Ctx *x, Py_ssize_t r) {
     PyObject *st = PyTuple_GET_ITEM(x->sims, x->sym[r]);
@@ -551,12 +625,17 @@ static int sim_on_market(Ctx *x, Py_ssize_t r) {
     }
     if (k == K_TRADE) {
         int64_t side = x->a[r], price = x->b[r], lim;
+        int reach;
         if (side < 0) {
             if (get_i64(&A_st_max_bid, st, &lim) < 0) return -1;
-            if (price <= lim) return call_with_row(x, x->sim, M_on_market, r, NULL, 0);
+            reach = price <= lim;
         } else {
             if (get_i64(&A_st_min_ask, st, &lim) < 0) return -1;
-            if (price >= lim) return call_with_row(x, x->sim, M_on_market, r, NULL, 0);
+            reach = price >= lim;
+        }
+        if (reach) {
+            int done = plain_trade(x, st, side < 0, price, x->c[r]);
+            if (done <= 0) return done < 0 ? -1 : call_with_row(x, x->sim, M_on_market, r, NULL, 0);
         }
         return set_i64(&A_sim_now, x->sim, ts);
     }
@@ -1512,9 +1591,9 @@ static int bump(PyObject *counters, Attr *a, Py_ssize_t v) {
 
 static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 7 || !PyTuple_CheckExact(args[2]) || PyTuple_GET_SIZE(args[2]) != 19 || !PyTuple_CheckExact(args[3]) ||
+    if (nargs != 7 || !PyTuple_CheckExact(args[2]) || PyTuple_GET_SIZE(args[2]) != 20 || !PyTuple_CheckExact(args[3]) ||
         PyTuple_GET_SIZE(args[3]) != 8 || !PyTuple_CheckExact(args[4]) || PyTuple_GET_SIZE(args[4]) != 2) {
-        PyErr_SetString(PyExc_TypeError, "run(engine, sim, ctx[19], cols[8], levels[2], lo, hi)");
+        PyErr_SetString(PyExc_TypeError, "run(engine, sim, ctx[20], cols[8], levels[2], lo, hi)");
         return NULL;
     }
     Ctx x;
@@ -1541,12 +1620,13 @@ static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) 
     x.make_context = PyTuple_GET_ITEM(ctx, 16);
     x.st_open = PyTuple_GET_ITEM(ctx, 17);
     x.st_partial = PyTuple_GET_ITEM(ctx, 18);
+    x.plain_trades = PyObject_IsTrue(PyTuple_GET_ITEM(ctx, 19));
     Py_ssize_t lo = PyLong_AsSsize_t(args[5]), hi = PyLong_AsSsize_t(args[6]);
     if (PyErr_Occurred()) return NULL;
     if (!PyTuple_CheckExact(x.runtimes) || !PyTuple_CheckExact(x.sims) ||
         PyTuple_GET_SIZE(x.runtimes) != PyTuple_GET_SIZE(x.sims) || !PyList_CheckExact(x.reports) ||
         !PyList_CheckExact(x.arrivals) || !PyList_CheckExact(x.sim_reports) || x.cross_fills < 0 || x.interval < 0 ||
-        x.stock_decide < 0 || x.stock_alloc < 0) {
+        x.stock_decide < 0 || x.stock_alloc < 0 || x.plain_trades < 0) {
         PyErr_SetString(PyExc_TypeError, "run: bad context");
         return NULL;
     }

@@ -381,7 +381,7 @@ class Engine:
         ctx = (tuple(runtimes), tuple(sims), rows.event, self.shift, self.interval_ns, bool(sim._cross_fills),
                self._local, self._reports, sim._arrivals, sim._reports, self.ledger, sim._on_depth, LN2,
                stock_decide, type(self.allocator) is Allocator, make_signal_snapshot, make_quote_context,
-               OrderState.OPEN, OrderState.PARTIALLY_FILLED)
+               OrderState.OPEN, OrderState.PARTIALLY_FILLED, not sim._touch and not sim._toxic)
         return n + _feed_rows(self, sim, ctx, rows.columns, rows.levels, lo, hi)  # type: ignore[misc]
 
     def close(self) -> EngineResult:

@@ -394,3 +394,27 @@ def test_random_decision_settings_agree(tmp_path: Path, monkeypatch: pytest.Monk
     loaded = config(folder, strategy=strategy, signals={"imbalance_levels": levels},
                     backtest={"replace_policy": "amend" if amend else "cancel_replace"})
     assert_same(synth_cache(folder, 2500, seed=seed), loaded, monkeypatch, seed=seed, decision_interval_ms=interval)
+
+
+def test_prints_at_our_price_that_fill_nothing_stay_in_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A print at our best price that only eats the queue ahead of us (an int queue
+    estimate) is done in C; one that fills or goes through our price goes to
+    FillSimulator._trade: fewer Python calls, the same results (test_queue_models covers
+    the fractional estimates of the prob_* models, which go to Python)."""
+    from mmkit.core.fillsim import FillSimulator
+
+    real = FillSimulator._trade
+    calls: list[int] = []
+
+    def counting(self: Any, st: Any, ev: Any, hit_bids: bool) -> None:
+        calls.append(ev.ts)
+        real(self, st, ev, hit_bids)
+
+    monkeypatch.setattr(FillSimulator, "_trade", counting)
+    cache = synth_cache(tmp_path, 8000)
+    fast = outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5)
+    in_c = len(calls)
+    calls.clear()
+    pure = outcome(cache, config(tmp_path), False, monkeypatch, decision_interval_ms=5)
+    assert fast == pure and fast["counters"]["fills"] > 0
+    assert 0 < in_c < len(calls)
