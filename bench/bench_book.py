@@ -4,9 +4,11 @@ Input is synthetic and seeded (standalone): a 1,000-level-a-side book around a d
 mid, then a stream of updates shaped like a busy perp feed: mostly size changes near the
 top, plus new levels and deletes (often of the best level, which exercises the heap).
 Times are CPU time (``time.process_time``), best of ``--repeat``: on a shared box the
-neighbours' load should not count.
+neighbours' load should not count.  ``--book`` picks ``L2Book`` (``dict``), the C-backed
+``NativeL2Book`` of the compiled engine loop (``native``) or both (default, when built);
+the figures are per Python call, so they measure the call as much as the book.
 
-    .venv/bin/python bench/bench_book.py [--updates 1000000] [--seed 7] [--repeat 3]
+    .venv/bin/python bench/bench_book.py [--updates 1000000] [--seed 7] [--repeat 3] [--book both]
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import argparse
 import random
 import time
 
+from typing import Any
+
+from mmkit.core import book as book_module
 from mmkit.core.book import ASK, BID, L2Book
 from mmkit.core.events import BookDelta
 
@@ -63,11 +68,11 @@ def make_updates(n: int, seed: int) -> tuple[list[tuple[int, int]], list[tuple[i
     return snap[0], snap[1], out
 
 
-def bench(n: int, seed: int, repeat: int) -> dict[str, float]:
+def bench(n: int, seed: int, repeat: int, cls: Any = L2Book) -> dict[str, float]:
     bids, asks, updates = make_updates(n, seed)
     best_apply = float("inf")
     for _ in range(repeat):
-        book = L2Book("BENCH")
+        book = cls("BENCH")
         book.apply_snapshot(bids, asks)
         apply = book.apply_level
         t0 = time.process_time()
@@ -86,7 +91,7 @@ def bench(n: int, seed: int, repeat: int) -> dict[str, float]:
         i += k
     best_events = float("inf")
     for _ in range(repeat):
-        book = L2Book("BENCH")
+        book = cls("BENCH")
         book.apply_snapshot(bids, asks)
         apply_event = book.apply
         t0 = time.process_time()
@@ -122,14 +127,27 @@ def main() -> None:
     ap.add_argument("--updates", type=int, default=1_000_000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--book", choices=("dict", "native", "both"), default="both")
     args = ap.parse_args()
-    res = bench(args.updates, args.seed, args.repeat)
-    print(f"book apply_level: {res['book_updates_per_s']:,.0f} updates/s ({res['updates']:,} updates, best of {args.repeat})")
-    print(f"book apply(BookDelta): {res['delta_events_per_s']:,.0f} events/s ({res['delta_events']:,} deltas, "
-          f"{res['delta_events_per_s'] * res['updates'] / res['delta_events']:,.0f} levels/s)")
-    print(f"best bid/ask reads: {res['best_bid_ask_reads_per_s']:,.0f} reads/s (both sides per read)")
-    print(f"mid + microprice: {res['mid_and_microprice_per_s']:,.0f} /s")
-    print(f"levels at end: {res['levels_at_end']:,}")
+    classes = []
+    if args.book in ("dict", "both"):
+        classes.append(L2Book)
+    if args.book in ("native", "both"):
+        if book_module.NativeL2Book is None:
+            if args.book == "native":
+                raise SystemExit("NativeL2Book is not built (mmkit.core._nbook needs a C compiler at install)")
+        else:
+            classes.append(book_module.NativeL2Book)
+    for cls in classes:
+        res = bench(args.updates, args.seed, args.repeat, cls)
+        name = cls.__name__
+        print(f"{name} apply_level: {res['book_updates_per_s']:,.0f} updates/s ({res['updates']:,} updates, "
+              f"best of {args.repeat})")
+        print(f"{name} apply(BookDelta): {res['delta_events_per_s']:,.0f} events/s ({res['delta_events']:,} deltas, "
+              f"{res['delta_events_per_s'] * res['updates'] / res['delta_events']:,.0f} levels/s)")
+        print(f"{name} best bid/ask reads: {res['best_bid_ask_reads_per_s']:,.0f} reads/s (both sides per read)")
+        print(f"{name} mid + microprice: {res['mid_and_microprice_per_s']:,.0f} /s")
+        print(f"{name} levels at end: {res['levels_at_end']:,}")
 
 
 if __name__ == "__main__":
