@@ -143,7 +143,44 @@ done:
     return result;
 }
 
+/* min(a[i] - b[i]) over two int64 buffers of one length (the feed-clock pre-pass: the
+   smallest recv_ts - ts), None when empty; OverflowError when a difference leaves 64 bits
+   (the caller then uses Python ints). */
+static PyObject *min_diff(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *ao, *bo;
+    if (!PyArg_ParseTuple(args, "OO", &ao, &bo)) return NULL;
+    Py_buffer a, b;
+    if (PyObject_GetBuffer(ao, &a, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    if (PyObject_GetBuffer(bo, &b, PyBUF_C_CONTIGUOUS) < 0) {
+        PyBuffer_Release(&a);
+        return NULL;
+    }
+    PyObject *result = NULL;
+    if (a.itemsize != 8 || b.itemsize != 8 || a.len != b.len) {
+        PyErr_SetString(PyExc_ValueError, "min_diff takes two int64 columns of one length");
+    } else if (a.len == 0) {
+        Py_INCREF(Py_None);
+        result = Py_None;
+    } else {
+        const int64_t *x = a.buf, *y = b.buf;
+        Py_ssize_t n = a.len / 8;
+        int64_t lo = 0, d;
+        int over = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            over |= __builtin_sub_overflow(x[i], y[i], &d);
+            if (i == 0 || d < lo) lo = d;
+        }
+        if (over) PyErr_SetString(PyExc_OverflowError, "a difference beyond 64 bits");
+        else result = PyLong_FromLongLong(lo);
+    }
+    PyBuffer_Release(&a);
+    PyBuffer_Release(&b);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"min_diff", min_diff, METH_VARARGS, "min_diff(a, b) -> min(a[i] - b[i]) over two int64 columns, or None."},
     {"build", build, METH_VARARGS,
      "build(cols, levels, lo, hi, symbols, makers) -> (events, bad_row, levels_end): cache rows lo..hi-1 as events."},
     {NULL, NULL, 0, NULL}};

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import hashlib
 import mmap
+import operator
 import os
 import struct
 import sys
@@ -97,8 +98,9 @@ _MAKERS = (make_book_snapshot, make_book_delta, make_trade, make_quote, make_seq
 
 try:  # the compiled row -> event builder (setup.py builds it; optional)
     from mmkit.data._cacheiter import build as _build_rows
+    from mmkit.data._cacheiter import min_diff as _min_diff
 except ImportError:  # pragma: no cover - a build without a C compiler
-    _build_rows = None
+    _build_rows = _min_diff = None
 
 COMPILED = _build_rows is not None
 """True when the compiled row builder is installed; ``iter_events`` uses it unless the
@@ -450,6 +452,18 @@ class EventCache:
         """The columns as the engine's columnar source (``Engine.feed_rows``), rows rebuilt
         with ``row_event``."""
         return Rows(self._event_columns(), (self.level_px, self.level_qty), tuple(self.symbols), self.row_event)
+
+    def min_latency(self, lo: int, hi: int) -> int | None:
+        """The smallest feed latency ``recv_ts - ts`` of rows ``lo..hi-1`` (``None`` for no
+        rows): one C loop over the two columns when compiled, Python ints otherwise (and
+        when a difference leaves 64 bits)."""
+        rts, ts = self.recv_ts[lo:hi], self.ts[lo:hi]
+        if _use_compiled() and _min_diff is not None:
+            try:
+                return _min_diff(rts, ts)  # type: ignore[no-any-return]
+            except OverflowError:
+                pass
+        return min(map(operator.sub, rts, ts), default=None)
 
     def levels_end(self, lo: int, hi: int) -> int:
         """The level row after the last book event among rows ``lo..hi-1`` (0 when none

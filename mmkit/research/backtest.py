@@ -10,7 +10,6 @@ recomputed), and every number in it is explained in docs/backtest.md.
 from __future__ import annotations
 
 import dataclasses
-import operator
 import random
 from array import array
 from collections import Counter
@@ -157,8 +156,8 @@ class _Replay:
                 count = codes.count(bytes((code,)))
                 if count:
                     kinds[name] += count
-            low = min(map(operator.sub, cache.recv_ts[start:stop], cache.ts[start:stop]))
-            lo = low if lo is None or low < lo else lo
+            low = cache.min_latency(start, stop)
+            lo = low if lo is None or (low is not None and low < lo) else lo
             sym = array("H", cache.sym[start:stop])
             order += [sid for sid in sorted(set(sym), key=sym.index) if sid not in order]
             cache.drop_pages(stop, 0)

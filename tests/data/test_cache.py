@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
+from array import array
 from decimal import Decimal
 
 import pytest
@@ -401,3 +402,23 @@ def test_corrupted_cells_give_the_same_outcome_on_both_builders(tmp_path, monkey
             except MmkitError as exc:
                 outcomes.append((seen, (exc.code, exc.message)))
     assert outcomes[0] == outcomes[1]
+
+
+def test_min_latency_compiled_and_pure_agree(tmp_path, monkeypatch):
+    """The feed-clock pre-pass's smallest recv_ts - ts per row range: the C loop, Python
+    ints, and the fallback for differences beyond 64 bits give the same answer."""
+    from mmkit.data import cache as cache_mod
+    from mmkit.data.synth import generate, synth_instrument
+
+    events = list(generate(3, 5000))
+    path = tmp_path / "lat.mmc"
+    cache_mod.write_cache(path, events, {"SYNUSDT": synth_instrument()})
+    c = cache_mod.load_cache(path)
+    want = min(ev.recv_ts - ev.ts for ev in events[100:4000])
+    assert c.min_latency(100, 4000) == want and c.min_latency(7, 7) is None
+    monkeypatch.setenv("MMKIT_PURE_PYTHON", "1")
+    assert c.min_latency(100, 4000) == want and c.min_latency(7, 7) is None
+    if cache_mod._min_diff is not None:
+        with pytest.raises(OverflowError):
+            cache_mod._min_diff(array("q", [2**62]), array("q", [-(2**62)]))
+        assert cache_mod._min_diff(array("q", [5, -3]), array("q", [1, 1])) == -4
