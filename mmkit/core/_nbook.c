@@ -83,6 +83,11 @@ static int nb_init(NativeBook *self, PyObject *args, PyObject *kwds) {
     Py_SETREF(self->symbol, symbol);
     Py_INCREF(instrument);
     Py_SETREF(self->instrument, instrument);
+    /* a fresh book, as L2Book.__init__ makes one (also when called again) */
+    nb_clear_side(&self->side[0]);
+    nb_clear_side(&self->side[1]);
+    self->updates = self->snapshots = self->ts = 0;
+    self->stale = 0;
     return 0;
 }
 

@@ -188,3 +188,13 @@ def test_levels_within_matches_the_dict_book(bids, asks, limit):
         assert books[1].levels_within(side, limit) == want
         keep = [(p, q) for p, q in books[0].levels(side) if (p >= limit if side == BID else p <= limit)]
         assert want == keep
+
+
+def test_init_again_starts_a_fresh_book():
+    book = NativeL2Book("X")
+    book.apply_snapshot([(100, 5)], [(101, 3)])
+    book.mark_stale()
+    book.ts = 9
+    book.__init__("Y")
+    assert (book.symbol, book.best_bid, book.best_ask, len(book.bids), book.updates, book.snapshots, book.stale,
+            book.ts) == ("Y", None, None, 0, 0, 0, False, 0)
