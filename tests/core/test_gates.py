@@ -69,6 +69,22 @@ def test_cancels_skip_every_gate_but_on_sent_reaches_all():
     assert gates[0].sent == [CANCEL] and gates[1].sent == [CANCEL]
 
 
+def test_gates_that_do_not_track_sends_are_not_told():
+    """``tracks_sends = False`` (the risk guards, whose on_sent does nothing) keeps the
+    chain from calling on_sent; check is still asked, and the default is to tell."""
+
+    class Quiet(Fake):
+        tracks_sends = False
+
+    loud, quiet = Fake(None), Quiet(None)
+    chain = GateChain([quiet, loud])
+    assert chain.check(NEW, T0) is None and quiet.checked == [NEW] and loud.checked == [NEW]
+    chain.on_sent(NEW, T0)
+    assert quiet.sent == [] and loud.sent == [NEW]
+    assert [g.tracks_sends for g in (RiskGuard, IntradayCapsGuard, PositionSkewGuard, KillSwitch)] == [False] * 4
+    assert not hasattr(Throttle, "tracks_sends") and not hasattr(CircuitBreaker, "tracks_sends")
+
+
 def test_drain_events_merges_in_time_order_and_ties_keep_chain_order():
     a, b = Fake(None, "a"), Fake(None, "b")
     chain = GateChain([a, b, Plain()])

@@ -393,8 +393,10 @@ def test_state_machine_happy_path():
     assert om.get(c.client_id).state == OrderState.PARTIALLY_FILLED
     (x,) = om.reconcile([], T0 + 5 * MS, MID)
     assert om.get(c.client_id).state == OrderState.PENDING_CANCEL
+    assert om.finished(c.client_id) is None  # live: the engine makes no copy for it
     om.on_report(Canceled(T0 + 6 * MS, c.client_id))
     assert om.get(c.client_id).state == OrderState.CANCELED and om.open_orders() == []
+    assert om.finished(c.client_id) == om.get(c.client_id) and om.finished("nope") is None
 
 
 def test_fill_before_ack_and_late_ack_after_cancel():
