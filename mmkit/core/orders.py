@@ -396,6 +396,13 @@ class OrderManager:
     when ``tail_jitter_ms > 0``).
     """
 
+    # slots: the compiled engine loop reads the reconcile fast path's state on every decision
+    __slots__ = ("instrument", "symbol", "params", "id_prefix", "counters", "_id_base", "_rng", "_gate", "_inverse",
+                 "_unit_usd", "_min_tib_ns", "_ttl_ns", "_guard", "_thr_bps", "_drift_bps", "_timeout_ns",
+                 "_min_interval_ns", "_tail_age_ns", "_tail_thr_ns", "_amend", "_seq", "_orders", "_live", "_att", "_tot",
+                 "_det", "_n_detached", "_finished", "_replacing", "_last_replace_ns", "_deadline_ns", "_budget", "_cap",
+                 "_max_levels")
+
     def __init__(self, instrument: Instrument, params: OrderParams | None = None,
                  gates: Gate | Iterable[Gate] | None = None, id_prefix: str = "",
                  *, rng: random.Random | None = None) -> None:
