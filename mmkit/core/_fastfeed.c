@@ -12,13 +12,16 @@ the event rebuilt (Engine._row_event):
   done here                                  handed to the Python method
   -----------------------------------------  ---------------------------------------------
   local FIFO order and the local clock       Engine._advance (an arrival or report is due)
-  a delta on the sim book, with the queue    FillSimulator.on_market (a trade reaching our
-    ahead of our orders (queue.on_depth)       orders, a quote before depth, snapshots,
-  trades/quotes reaching no order of ours      gaps, negative sizes, FillSimulator._check_cross)
-  a delta on the local book                  Engine._collect (reports to schedule)
-  SymbolSignals.on_touch/on_trade (EWMA vol, MarkoutTracker.on_mid (a markout matures)
-    trade intensity, the last mid)           Ledger.sample (an equity point is due)
-  Ledger.mark_mid2                           Engine._decide (a decision is due)
+  a delta on the sim book (native), with     FillSimulator.on_market (a print that fills
+    the queue ahead of our orders              or goes through our price, a fractional
+    (queue.on_depth)                           queue estimate, a quote before depth,
+  trades/quotes reaching no order of ours;     snapshots, gaps, negative sizes),
+    a print at our price that fills nothing    FillSimulator._check_cross
+  a delta on the local book (native)         Engine._collect (reports to schedule)
+  SymbolSignals.on_touch/on_trade (EWMA vol, MarkoutTracker.on_mid/advance (a markout
+    trade intensity, the last mid)             matures), Ledger.sample (an equity point)
+  Ledger.mark_mid2                           the strategy's quotes, a reconcile with work,
+  a decision's own steps (see decide below)    Engine._send, Engine._mark_positions
                                              Engine._on_local_market (anything else)
 
 Float arithmetic is written in the Python expressions' order (IEEE doubles, libm log and
@@ -1119,35 +1122,6 @@ static int true_div(int64_t num, int64_t den, double *out) {
     return 1;
 }
 
-/* The best n levels' lots of one side of a native book (top_lots), within int64: 1, or 0
-   (the caller falls back). */
-static int top_lots_i64(const NbSide *s, int is_bid, int64_t n, int64_t *out) {
-    int64_t total = 0;
-    if (n <= 0 || s->n == 0) {
-        *out = 0;
-        return 1;
-    }
-    if (n >= s->n) {
-        for (Py_ssize_t i = 0; i < s->cap; i++)
-            if (s->qty[i] != 0 && __builtin_add_overflow(total, s->qty[i], &total)) return 0;
-        *out = total;
-        return 1;
-    }
-    int64_t px = s->best, step = is_bid ? -1 : 1, found = 0;
-    for (Py_ssize_t k = 0; k < 4 * s->n + n; k++) {
-        int64_t q = nb_get(s, px);
-        if (q != 0) {
-            if (__builtin_add_overflow(total, q, &total)) return 0;
-            if (++found == n) {
-                *out = total;
-                return 1;
-            }
-        }
-        if (__builtin_add_overflow(px, step, &px)) return 0;
-    }
-    return 0; /* sparse: the Python path sorts */
-}
-
 /* SymbolSignals.snapshot(now, book) after markouts.advance(now) ran (two-sided book, bid
    < ask, both sizes > 0): a new SignalSnapshot, or NULL with *fallback = 1 when a value
    is outside the C reading (the caller then calls the Python method). */
@@ -1197,7 +1171,7 @@ static PyObject *snapshot(Ctx *x, PyObject *signals, NativeBook *b, int64_t now,
     double imb;
     if (n > 1) {
         int64_t lb, la, t2, d2;
-        if (!top_lots_i64(&b->side[NB_BIDS], 1, n, &lb) || !top_lots_i64(&b->side[NB_ASKS], 0, n, &la) ||
+        if (!nb_top_lots(&b->side[NB_BIDS], 1, n, &lb) || !nb_top_lots(&b->side[NB_ASKS], 0, n, &la) ||
             __builtin_add_overflow(lb, la, &t2) || __builtin_sub_overflow(lb, la, &d2))
             goto out;
         if (t2 <= 0) imb = 0.0;

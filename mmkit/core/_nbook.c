@@ -61,6 +61,27 @@ static PyObject *best_obj(const NbSide *s) {
     return PyLong_FromLongLong(px);
 }
 
+/* A (price, size) pair, as the dict book's items() yields them (new reference). */
+static PyObject *level_pair(int64_t px, int64_t qty) {
+    PyObject *p = PyLong_FromLongLong(px), *q = p ? PyLong_FromLongLong(qty) : NULL;
+    PyObject *t = q ? PyTuple_Pack(2, p, q) : NULL;
+    Py_XDECREF(p);
+    Py_XDECREF(q);
+    return t;
+}
+
+/* Append (px, qty) to list `out`; on error drop `out` and return NULL. */
+static PyObject *append_pair(PyObject *out, int64_t px, int64_t qty) {
+    PyObject *t = level_pair(px, qty);
+    if (t == NULL || PyList_Append(out, t) < 0) {
+        Py_XDECREF(t);
+        Py_DECREF(out);
+        return NULL;
+    }
+    Py_DECREF(t);
+    return out;
+}
+
 /* ------------------------------------------------------------------ NativeBook */
 
 static PyObject *nb_new(PyTypeObject *type, PyObject *args, PyObject *kwds) {
@@ -261,35 +282,21 @@ static PyObject *sum_sizes(const NbSide *s, const int64_t *prices, Py_ssize_t k)
     return t;
 }
 
-/* signals.top_lots on this side: the lots of the best n levels.  Walks outward from the
-   best price one tick at a time (the dense top of a crypto book) and falls back to a
-   sort when the side is sparse; both give the exact sum of the top n sizes. */
-static PyObject *nb_top_lots(NativeBook *self, PyObject *const *args, Py_ssize_t nargs) {
+/* signals.top_lots on this side: the lots of the best n levels (nb_top_lots), else the
+   sum over the sorted prices (a sparse side, or a sum past 64 bits as an exact int). */
+static PyObject *nb_top_lots_py(NativeBook *self, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 2) {
         PyErr_SetString(PyExc_TypeError, "top_lots(side, n)");
         return NULL;
     }
     int is_bid;
-    int64_t n;
+    int64_t n, total;
     if (side_of(args[0], &is_bid) < 0 || to_i64(args[1], &n) < 0) return NULL;
     const NbSide *s = &self->side[is_bid ? NB_BIDS : NB_ASKS];
-    if (n <= 0 || s->n == 0) return PyLong_FromLong(0);
-    if (n > s->n) n = s->n;
-    int64_t top[16];
-    if (n <= 16) {
-        int64_t px = s->best, step = is_bid ? -1 : 1;
-        Py_ssize_t found = 0;
-        for (Py_ssize_t k = 0; k < 4 * s->n + n; k++) {
-            if (nb_get(s, px) != 0) {
-                top[found++] = px;
-                if (found == n) return sum_sizes(s, top, found);
-            }
-            if (__builtin_add_overflow(px, step, &px)) break;
-        }
-    }
+    if (nb_top_lots(s, is_bid, n, &total)) return PyLong_FromLongLong(total);
     int64_t *prices = sorted_prices(s, is_bid);
     if (prices == NULL) return NULL;
-    PyObject *r = sum_sizes(s, prices, (Py_ssize_t)n);
+    PyObject *r = sum_sizes(s, prices, (Py_ssize_t)(n < s->n ? n : s->n));
     PyMem_Free(prices);
     return r;
 }
@@ -311,48 +318,22 @@ static PyObject *nb_levels_within(NativeBook *self, PyObject *const *args, Py_ss
     PyObject *out = PyList_New(0);
     if (out == NULL || !s->has_best || nb_better(is_bid, (int64_t)lim, s->best)) return out;
     uint64_t span = is_bid ? (uint64_t)s->best - (uint64_t)lim : (uint64_t)lim - (uint64_t)s->best;
-    int64_t *prices = NULL;
-    Py_ssize_t k = 0, n = 0;
     if (span <= (uint64_t)(4 * s->n + 64)) {
-        int64_t step = is_bid ? -1 : 1;
-        int64_t px = s->best;
-        for (uint64_t i = 0;; i++) {
+        int64_t px = s->best, step = is_bid ? -1 : 1;
+        for (uint64_t i = 0; out != NULL; i++, px += step) {
             Py_ssize_t slot = nb_slot(s, px);
-            if (slot >= 0) {
-                PyObject *p = PyLong_FromLongLong(px), *q = p ? PyLong_FromLongLong(s->qty[slot]) : NULL;
-                PyObject *t = q ? PyTuple_Pack(2, p, q) : NULL;
-                Py_XDECREF(p);
-                Py_XDECREF(q);
-                if (t == NULL || PyList_Append(out, t) < 0) {
-                    Py_XDECREF(t);
-                    Py_DECREF(out);
-                    return NULL;
-                }
-                Py_DECREF(t);
-            }
+            if (slot >= 0) out = append_pair(out, px, s->qty[slot]);
             if (i == span) break;
-            px += step;
         }
         return out;
     }
-    prices = sorted_prices(s, is_bid);
+    int64_t *prices = sorted_prices(s, is_bid);
     if (prices == NULL) {
         Py_DECREF(out);
         return NULL;
     }
-    n = s->n;
-    for (k = 0; k < n && !nb_better(is_bid, (int64_t)lim, prices[k]); k++) {
-        PyObject *p = PyLong_FromLongLong(prices[k]), *q = p ? PyLong_FromLongLong(nb_get(s, prices[k])) : NULL;
-        PyObject *t = q ? PyTuple_Pack(2, p, q) : NULL;
-        Py_XDECREF(p);
-        Py_XDECREF(q);
-        if (t == NULL || PyList_Append(out, t) < 0) {
-            Py_XDECREF(t);
-            Py_CLEAR(out);
-            break;
-        }
-        Py_DECREF(t);
-    }
+    for (Py_ssize_t k = 0; out != NULL && k < s->n && !nb_better(is_bid, (int64_t)lim, prices[k]); k++)
+        out = append_pair(out, prices[k], nb_get(s, prices[k]));
     PyMem_Free(prices);
     return out;
 }
@@ -406,7 +387,7 @@ static PyMethodDef nb_methods[] = {
      "size_at(side, px): lots resting at px on side (0 if none)."},
     {"levels_within", (PyCFunction)(void (*)(void))nb_levels_within, METH_FASTCALL,
      "levels_within(side, limit): (price, size) from the best price through limit, best first."},
-    {"top_lots", (PyCFunction)(void (*)(void))nb_top_lots, METH_FASTCALL,
+    {"top_lots", (PyCFunction)(void (*)(void))nb_top_lots_py, METH_FASTCALL,
      "top_lots(side, n): total lots of the best n levels of side (signals.top_lots)."},
     {NULL, NULL, 0, NULL}};
 
@@ -525,12 +506,7 @@ static PyObject *view_list(LevelsView *v, int what) {
         PyObject *e;
         if (what == 0) e = PyLong_FromLongLong(px);
         else if (what == 1) e = PyLong_FromLongLong(qty);
-        else {
-            PyObject *p = PyLong_FromLongLong(px), *q = p ? PyLong_FromLongLong(qty) : NULL;
-            e = q ? PyTuple_Pack(2, p, q) : NULL;
-            Py_XDECREF(p);
-            Py_XDECREF(q);
-        }
+        else e = level_pair(px, qty);
         if (e == NULL) Py_CLEAR(out);
         else PyList_SET_ITEM(out, k, e);
     }

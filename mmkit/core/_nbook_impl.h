@@ -223,6 +223,37 @@ static inline int nb_best(const NbSide *s, int64_t *px) {
     return 1;
 }
 
+/* The lots of the best n levels of a side (signals.top_lots) in *out: walks outward from
+   the best price one tick at a time (the dense top of a crypto book).  1 = done, 0 = the
+   side is too sparse for the walk (4 ticks per level) or the sum leaves 64 bits: the
+   caller sums the sorted prices instead. */
+static inline int nb_top_lots(const NbSide *s, int is_bid, int64_t n, int64_t *out) {
+    int64_t total = 0;
+    if (n <= 0 || s->n == 0) {
+        *out = 0;
+        return 1;
+    }
+    if (n >= s->n) {
+        for (Py_ssize_t i = 0; i < s->cap; i++)
+            if (s->qty[i] != 0 && __builtin_add_overflow(total, s->qty[i], &total)) return 0;
+        *out = total;
+        return 1;
+    }
+    int64_t px = s->best, step = is_bid ? -1 : 1, found = 0;
+    for (Py_ssize_t k = 0; k < 4 * s->n + n; k++) {
+        int64_t q = nb_get(s, px);
+        if (q != 0) {
+            if (__builtin_add_overflow(total, q, &total)) return 0;
+            if (++found == n) {
+                *out = total;
+                return 1;
+            }
+        }
+        if (__builtin_add_overflow(px, step, &px)) return 0;
+    }
+    return 0;
+}
+
 static inline void nb_clear_side(NbSide *s) {
     if (s->cap) memset(s->qty, 0, (size_t)s->cap * sizeof(int64_t));
     s->n = 0;

@@ -20,8 +20,9 @@ The engine is pure: no I/O, no clock, randomness only inside the venue it is giv
 Everything it produced is in ``EngineResult``; the research layer turns that into reports.
 
 ``feed_rows`` is ``feed`` over a columnar source (the cache), with the loop compiled
-(``mmkit.core._fastfeed``): the steps that only move book, queue, signal and mark state run
-in C on the same Python objects, every other step calls the Python method ``feed`` would
+(``mmkit.core._fastfeed``): the steps that only move book, queue, signal and mark state,
+and a decision's own steps around the strategy, run in C on the same Python objects (the
+books native, ``NativeL2Book``); every other step calls the Python method ``feed`` would
 call, so there is one implementation of each rule and the results are byte-identical
 (tests/research/test_feed_rows.py runs every scenario both ways).
 """
@@ -347,13 +348,13 @@ class Engine:
 
     def feed_rows(self, rows: Rows, lo: int, hi: int) -> int:
         """``feed`` for rows ``lo..hi-1`` of a columnar source, with the same effects and
-        results, in one compiled loop (``mmkit.core._fastfeed``): the steps that change only
-        the two books run there, every other step calls the same Python method ``feed``
-        would.  Needs ``row_feed_supported()``.  Rows still queued for local delivery stay
+        results, in one compiled loop (``mmkit.core._fastfeed``): the common steps run there
+        (docs/backtest.md lists them), every other step calls the same Python method
+        ``feed`` would.  Needs ``row_feed_supported()``.  Rows still queued for local delivery stay
         in the local FIFO as row numbers and are rebuilt with ``rows.event`` when delivered,
         so the source must stay readable until ``close``.  The books become
         ``NativeL2Book``s on the first call (``_native_books``): same contents and reads,
-        levels in C arrays the loop updates without Python objects.  Returns how many rows
+        levels in C the loop updates without Python objects.  Returns how many rows
         were fed."""
         if not self.row_feed_supported():
             raise RuntimeError("feed_rows needs the compiled engine loop and the stock components")
