@@ -16,6 +16,7 @@ import math
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import lru_cache
@@ -246,8 +247,7 @@ def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file, streamed in 1 MiB blocks."""
+def _hash_file(path: str | os.PathLike[str]) -> str:
     h = hashlib.sha256()
     try:
         with open(path, "rb") as fh:
@@ -256,6 +256,73 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
     except OSError as exc:
         raise MmkitError("E_IO_READ", f"cannot read {path}: {exc.strerror or exc}") from exc
     return h.hexdigest()
+
+
+def _file_key(path: str | os.PathLike[str]) -> tuple[str, int, int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (os.fspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class _Prehash(threading.Thread):
+    """One file's sha256 computed on a worker thread (hashlib and file reads release the
+    GIL, so it runs on another core while the caller works)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        super().__init__(name="mmkit-prehash", daemon=True)
+        self.path = path
+        self.digest: str | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.digest = _hash_file(self.path)
+        except BaseException as exc:  # handed to the reader, re-raised there
+            self.error = exc
+
+    def result(self) -> str:
+        self.join()
+        if self.error is not None:
+            raise self.error
+        assert self.digest is not None
+        return self.digest
+
+
+_PREHASH: dict[tuple[str, int, int, int, int], _Prehash] = {}
+_PREHASH_LOCK = threading.Lock()
+
+
+def prehash(paths: Iterable[str | os.PathLike[str]]) -> None:
+    """Start hashing ``paths`` in the background, for a later ``sha256_file`` of the same
+    unchanged file (same path, inode, size and mtime) to pick up.  Commands call this
+    before long work whose report records its inputs' hashes (a backtest over a large
+    cache): the hash then costs no wall time.  ``-`` and unreadable paths are skipped
+    (``sha256_file`` reports those itself)."""
+    for path in paths:
+        if os.fspath(path) == STDIO:
+            continue
+        key = _file_key(path)
+        if key is None:
+            continue
+        with _PREHASH_LOCK:
+            if key in _PREHASH:
+                continue
+            job = _PREHASH[key] = _Prehash(path)
+        job.start()
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, streamed in 1 MiB blocks (taken from a ``prehash`` of the
+    same unchanged file when one was started)."""
+    key = _file_key(path)
+    if key is not None:
+        with _PREHASH_LOCK:
+            job = _PREHASH.pop(key, None)
+        if job is not None:
+            return job.result()
+    return _hash_file(path)
 
 
 # ----------------------------------------------------------------------------- reading
@@ -341,10 +408,14 @@ def iter_jsonl(path: str | os.PathLike[str], max_line_bytes: int = 1 << 20) -> I
 # ----------------------------------------------------------------------------- meta
 @lru_cache(maxsize=1)
 def _git_sha_from_repo() -> str:
+    here = Path(__file__).resolve().parent
+    sha = _git_sha_from_files(here)
+    if sha is not None:
+        return sha
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).resolve().parent,
+            cwd=here,
             capture_output=True,
             text=True,
             timeout=5,
@@ -354,6 +425,43 @@ def _git_sha_from_repo() -> str:
         return "unknown"
     sha = out.stdout.strip()
     return sha if out.returncode == 0 and len(sha) == 40 else "unknown"
+
+
+def _git_sha_from_files(start: Path) -> str | None:
+    """HEAD's commit read from the ``.git`` folder above ``start`` (HEAD, then the loose
+    ref or ``packed-refs``), without starting ``git``: a process costs milliseconds on
+    every command.  None when that layout is not there (a worktree's ``.git`` file, an
+    unusual ref): the caller then asks ``git`` itself."""
+    for folder in (start, *start.parents):
+        git = folder / ".git"
+        if git.exists():
+            break
+    else:
+        return None
+    if not git.is_dir():
+        return None
+    try:
+        head = (git / "HEAD").read_text(encoding="ascii").strip()
+        if not head.startswith("ref: "):
+            return head if _is_sha(head) else None
+        ref = head[5:].strip()
+        loose = git / ref
+        if loose.is_file():
+            sha = loose.read_text(encoding="ascii").strip()
+            return sha if _is_sha(sha) else None
+        packed = git / "packed-refs"
+        if packed.is_file():
+            for line in packed.read_text(encoding="ascii").splitlines():
+                parts = line.split(" ")
+                if len(parts) == 2 and parts[1] == ref and _is_sha(parts[0]):
+                    return parts[0]
+    except (OSError, UnicodeDecodeError):
+        return None
+    return None
+
+
+def _is_sha(text: str) -> bool:
+    return len(text) == 40 and all(c in "0123456789abcdef" for c in text)
 
 
 def git_sha() -> str:

@@ -216,3 +216,57 @@ def test_outputs_that_are_not_regular_files_are_refused(tmp_path):
     with pytest.raises(MmkitError):
         artifacts.write_json(tmp_path / "fifo", {"a": 1})
     assert (tmp_path / "fifo").exists() and not (tmp_path / "fifo").is_file()
+
+
+def _git(repo: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    return subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_git_sha_read_from_the_git_folder_matches_git(tmp_path):
+    """HEAD read from ``.git`` without starting git: a loose ref, the same ref after
+    ``git pack-refs`` (packed-refs only), a detached HEAD, and no answer (None, so the
+    caller asks git) for a worktree's ``.git`` file or outside any checkout."""
+    repo = tmp_path / "repo"
+    (repo / "pkg" / "sub").mkdir(parents=True)
+    _git(repo, "init", "-q")
+    (repo / "pkg" / "f.txt").write_text("x")
+    _git(repo, "add", ".")
+    _git(repo, "commit", "-q", "-m", "one")
+    start = repo / "pkg" / "sub"
+    head = _git(repo, "rev-parse", "HEAD")
+    assert artifacts._git_sha_from_files(start) == head
+    _git(repo, "pack-refs", "--all")
+    assert not any((repo / ".git" / "refs" / "heads").iterdir())
+    assert artifacts._git_sha_from_files(start) == head
+    (repo / "pkg" / "f.txt").write_text("y")
+    _git(repo, "commit", "-q", "-am", "two")
+    second = _git(repo, "rev-parse", "HEAD")
+    assert second != head and artifacts._git_sha_from_files(start) == second
+    _git(repo, "checkout", "-q", head)
+    assert artifacts._git_sha_from_files(start) == head
+    _git(repo, "worktree", "add", "-q", str(tmp_path / "wt"), second)
+    assert (tmp_path / "wt" / ".git").is_file() and artifacts._git_sha_from_files(tmp_path / "wt" / "pkg") is None
+    assert artifacts._git_sha_from_files(Path("/proc/self")) is None
+
+
+def test_prehash_hands_its_digest_to_sha256_file(tmp_path):
+    """A file hashed in the background gives sha256_file the same digest as hashing it
+    then; a file changed after ``prehash`` is hashed again (its size or mtime differs), a
+    missing one still raises E_IO_READ, and ``-`` is skipped."""
+    import hashlib
+
+    f = tmp_path / "big.bin"
+    data = os.urandom(3 << 20)
+    f.write_bytes(data)
+    artifacts.prehash([str(f), "-", str(tmp_path / "missing")])
+    assert artifacts.sha256_file(str(f)) == hashlib.sha256(data).hexdigest()
+    assert not any(k[0] == str(f) for k in artifacts._PREHASH)
+    artifacts.prehash([str(f)])
+    f.write_bytes(data + b"more")
+    assert artifacts.sha256_file(str(f)) == hashlib.sha256(data + b"more").hexdigest()
+    with pytest.raises(MmkitError) as err:
+        artifacts.sha256_file(str(tmp_path / "missing"))
+    assert err.value.code == "E_IO_READ"
+    artifacts._PREHASH.clear()

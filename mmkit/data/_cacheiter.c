@@ -179,7 +179,31 @@ static PyObject *min_diff(PyObject *module, PyObject *args) {
     return result;
 }
 
+/* How many times each byte value occurs in a buffer (the pre-pass's count per event
+   kind code): a list of 256 ints, one pass. */
+static PyObject *histogram(PyObject *module, PyObject *arg) {
+    (void)module;
+    Py_buffer v;
+    if (PyObject_GetBuffer(arg, &v, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    Py_ssize_t counts[256] = {0};
+    const unsigned char *p = v.buf;
+    for (Py_ssize_t i = 0; i < v.len; i++) counts[p[i]]++;
+    PyBuffer_Release(&v);
+    PyObject *out = PyList_New(256);
+    if (out == NULL) return NULL;
+    for (int k = 0; k < 256; k++) {
+        PyObject *c = PyLong_FromSsize_t(counts[k]);
+        if (c == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, k, c);
+    }
+    return out;
+}
+
 static PyMethodDef methods[] = {
+    {"histogram", histogram, METH_O, "histogram(buf) -> [count of each byte value 0..255]."},
     {"min_diff", min_diff, METH_VARARGS, "min_diff(a, b) -> min(a[i] - b[i]) over two int64 columns, or None."},
     {"build", build, METH_VARARGS,
      "build(cols, levels, lo, hi, symbols, makers) -> (events, bad_row, levels_end): cache rows lo..hi-1 as events."},

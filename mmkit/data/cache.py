@@ -98,9 +98,10 @@ _MAKERS = (make_book_snapshot, make_book_delta, make_trade, make_quote, make_seq
 
 try:  # the compiled row -> event builder (setup.py builds it; optional)
     from mmkit.data._cacheiter import build as _build_rows
+    from mmkit.data._cacheiter import histogram as _histogram
     from mmkit.data._cacheiter import min_diff as _min_diff
 except ImportError:  # pragma: no cover - a build without a C compiler
-    _build_rows = _min_diff = None
+    _build_rows = _min_diff = _histogram = None
 
 COMPILED = _build_rows is not None
 """True when the compiled row builder is installed; ``iter_events`` uses it unless the
@@ -464,6 +465,32 @@ class EventCache:
             except OverflowError:
                 pass
         return min(map(operator.sub, rts, ts), default=None)
+
+    def kind_counts(self, lo: int, hi: int) -> list[int]:
+        """How many rows of ``lo..hi-1`` carry each kind code (index = code, 0..255;
+        codes past ``KINDS`` mean a corrupt column): one C pass when compiled."""
+        col = self.kind[lo:hi]
+        if _use_compiled() and _histogram is not None:
+            return _histogram(col)  # type: ignore[no-any-return]
+        codes = col.tobytes()
+        return [codes.count(bytes((k,))) for k in range(256)]
+
+    def first_rows(self, lo: int, hi: int, skip: Iterable[int] = ()) -> dict[int, int]:
+        """Symbol id -> its first row among ``lo..hi-1``, for the ids that occur there
+        (``skip``: ids already known).  One C scan (``array.index``) per instrument, so
+        cheap for the few symbols a cache holds."""
+        ids = array("H")
+        ids.frombytes(self.sym[lo:hi].cast("B"))
+        known = set(skip)
+        out: dict[int, int] = {}
+        for sid in range(len(self.instruments)):
+            if sid in known:
+                continue
+            try:
+                out[sid] = lo + ids.index(sid)
+            except ValueError:
+                pass
+        return out
 
     def levels_end(self, lo: int, hi: int) -> int:
         """The level row after the last book event among rows ``lo..hi-1`` (0 when none

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -151,15 +150,14 @@ class _Replay:
         order: list[int] = []  # symbol ids in order of first appearance
         for start in range(0, n, _SCAN_CHUNK):  # chunked, dropping mapped pages behind: flat RSS
             stop = min(n, start + _SCAN_CHUNK)
-            codes = cache.kind[start:stop].tobytes()
+            counts = cache.kind_counts(start, stop)
             for code, name in enumerate(CACHE_KINDS):
-                count = codes.count(bytes((code,)))
-                if count:
-                    kinds[name] += count
+                if counts[code]:
+                    kinds[name] += counts[code]
             low = cache.min_latency(start, stop)
             lo = low if lo is None or (low is not None and low < lo) else lo
-            sym = array("H", cache.sym[start:stop])
-            order += [sid for sid in sorted(set(sym), key=sym.index) if sid not in order]
+            first = cache.first_rows(start, stop, order)
+            order += sorted(first, key=first.__getitem__)
             cache.drop_pages(stop, 0)
         if sum(kinds.values()) != n:
             raise MmkitError("E_CACHE_CORRUPT", f"{cache.path}: unknown event kind codes in the kind column")
@@ -320,6 +318,7 @@ def run_backtest(req: BacktestRequest, progress: Any = None) -> BacktestOutcome:
     cfg = req.loaded.config
     check_request(req)
     cal = load_calibration(req.calibration)
+    artifacts.prehash(req.ticks)  # the report's input hashes, on the other core while the run works
     replay = _Replay(req)
     min_latency, n_events, kinds = replay.scan()
     if n_events == 0:

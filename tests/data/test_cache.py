@@ -422,3 +422,34 @@ def test_min_latency_compiled_and_pure_agree(tmp_path, monkeypatch):
         with pytest.raises(OverflowError):
             cache_mod._min_diff(array("q", [2**62]), array("q", [-(2**62)]))
         assert cache_mod._min_diff(array("q", [5, -3]), array("q", [1, 1])) == -4
+
+
+def test_kind_counts_and_first_rows(tmp_path, monkeypatch):
+    """The pre-pass's count per kind code and each symbol's first row: the C histogram and
+    the pure fallback agree with counting the events themselves, across symbols, ranges
+    and ids already known."""
+    import dataclasses
+    from collections import Counter
+
+    from mmkit.data import cache as cache_mod
+    from mmkit.data.synth import generate, synth_instrument
+
+    events = list(generate(4, 3000))
+    inst = synth_instrument()
+    other = dataclasses.replace(inst, symbol="OTHUSDT")
+    # the second symbol first shows up at row 1700 (a whole book, so the cache is valid)
+    events = events[:1700] + [dataclasses.replace(ev, symbol="OTHUSDT") for ev in events[1700:1900]] + events[1900:]
+    path = tmp_path / "two.mmc"
+    cache_mod.write_cache(path, events, {"SYNUSDT": inst, "OTHUSDT": other})
+    c = cache_mod.load_cache(path)
+    sid = {i.symbol: k for k, i in enumerate(c.instruments)}
+    for pure in ("", "1"):
+        monkeypatch.setenv("MMKIT_PURE_PYTHON", pure)
+        counts = c.kind_counts(100, 2500)
+        want = Counter(cache_mod.KINDS.index(ev.kind) for ev in events[100:2500])
+        assert len(counts) == 256 and sum(counts) == 2400
+        assert {k: v for k, v in enumerate(counts) if v} == dict(want)
+        assert c.first_rows(0, 3000) == {sid["SYNUSDT"]: 0, sid["OTHUSDT"]: 1700}
+        assert c.first_rows(1750, 3000) == {sid["OTHUSDT"]: 1750, sid["SYNUSDT"]: 1900}
+        assert c.first_rows(1750, 3000, skip=[sid["SYNUSDT"]]) == {sid["OTHUSDT"]: 1750}
+        assert c.first_rows(5, 5) == {}
