@@ -260,6 +260,10 @@ typedef struct {
     /* decisions */
     int stock_decide, stock_alloc, plain_trades;
     PyObject *make_snapshot, *make_context, *st_open, *st_partial;
+    /* the rows this call queued for local delivery: a ring of (local time, row) that
+       follows whatever Engine._local held on entry and goes back into it on exit */
+    int64_t *rq_when, *rq_row;
+    Py_ssize_t rq_cap, rq_head, rq_len;
 } Ctx;
 
 /* obj.name(*objs, *ints), ints passed as Python ints */
@@ -328,6 +332,62 @@ static int deque_head(PyObject *dq, int64_t *t) {
         if (*t == -1 && PyErr_Occurred()) rc = -1;
     }
     Py_DECREF(item);
+    return rc;
+}
+
+/* The local FIFO: Engine._local's entries first (queued before this call), then this
+   call's ring.  Nothing else touches Engine._local while the loop runs (Engine.feed and
+   Engine._advance are its only other users), so the order is the one feed() keeps. */
+static int local_head(Ctx *x, int64_t *t) {
+    int rc = deque_head(x->local, t);
+    if (rc != 0) return rc;
+    if (x->rq_len == 0) return 0;
+    *t = x->rq_when[x->rq_head];
+    return 1;
+}
+
+static int local_push(Ctx *x, int64_t when, Py_ssize_t row) {
+    if (x->rq_len == x->rq_cap) {
+        Py_ssize_t cap = x->rq_cap ? 2 * x->rq_cap : 256;
+        int64_t *w = PyMem_Malloc(sizeof(int64_t) * (size_t)cap), *r = PyMem_Malloc(sizeof(int64_t) * (size_t)cap);
+        if (w == NULL || r == NULL) {
+            PyMem_Free(w);
+            PyMem_Free(r);
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < x->rq_len; i++) {
+            Py_ssize_t j = (x->rq_head + i) % x->rq_cap;
+            w[i] = x->rq_when[j];
+            r[i] = x->rq_row[j];
+        }
+        PyMem_Free(x->rq_when);
+        PyMem_Free(x->rq_row);
+        x->rq_when = w, x->rq_row = r, x->rq_cap = cap, x->rq_head = 0;
+    }
+    Py_ssize_t j = (x->rq_head + x->rq_len) % x->rq_cap;
+    x->rq_when[j] = when;
+    x->rq_row[j] = row;
+    x->rq_len++;
+    return 0;
+}
+
+/* The ring's entries appended to Engine._local as (time, row) tuples, in order (on every
+   exit, errors included, so Engine.close delivers them); the ring is freed. */
+static int local_flush(Ctx *x) {
+    int rc = 0;
+    for (; rc == 0 && x->rq_len > 0; x->rq_len--) {
+        PyObject *item = Py_BuildValue("(Ln)", (long long)x->rq_when[x->rq_head], (Py_ssize_t)x->rq_row[x->rq_head]);
+        PyObject *res = item ? PyObject_CallOneArg(x->append, item) : NULL;
+        Py_XDECREF(item);
+        if (res == NULL) rc = -1;
+        Py_XDECREF(res);
+        x->rq_head = (x->rq_head + 1) % x->rq_cap;
+    }
+    PyMem_Free(x->rq_when);
+    PyMem_Free(x->rq_row);
+    x->rq_when = x->rq_row = NULL;
+    x->rq_cap = x->rq_len = x->rq_head = 0;
     return rc;
 }
 
@@ -1444,6 +1504,32 @@ static int deliver(Ctx *x, PyObject *item, int64_t now) {
     return call_method(x->engine, M_on_local, objs, 1, &now, 1);
 }
 
+/* The local FIFO's head, due at `when`, handed to the strategy side at local time
+   max(_now, when) (the local clock never runs backwards). */
+static int local_deliver(Ctx *x, int64_t when) {
+    PyObject *item = NULL;
+    Py_ssize_t row = -1;
+    Py_ssize_t queued = PyObject_Length(x->local);
+    if (queued < 0) return -1;
+    if (queued > 0) {
+        item = PyObject_CallNoArgs(x->popleft);
+        if (item == NULL) return -1;
+    } else {
+        row = (Py_ssize_t)x->rq_row[x->rq_head];
+        x->rq_head = (x->rq_head + 1) % x->rq_cap;
+        x->rq_len--;
+    }
+    int64_t now;
+    int rc = get_i64(&A_now, x->engine, &now);
+    if (rc == 0 && when > now) {
+        now = when;
+        rc = set_i64(&A_now, x->engine, now);
+    }
+    if (rc == 0) rc = item != NULL ? deliver(x, PyTuple_GET_ITEM(item, 1), now) : deliver_row(x, row, now);
+    Py_XDECREF(item);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ the loop */
 
 /* Engine._advance(until): every exchange arrival, report and local delivery due at or
@@ -1452,7 +1538,7 @@ static int deliver(Ctx *x, PyObject *item, int64_t now) {
 static int advance(Ctx *x, int64_t until) {
     for (;;) {
         int64_t t_loc = 0, t_rep = 0, t_arr = 0, best = 0;
-        int h_loc = deque_head(x->local, &t_loc);
+        int h_loc = local_head(x, &t_loc);
         int h_rep = h_loc < 0 ? -1 : heap_head(x->reports, &t_rep);
         int h_arr = h_rep < 0 ? -1 : heap_head(x->arrivals, &t_arr);
         if (h_arr < 0) return -1;
@@ -1468,8 +1554,11 @@ static int advance(Ctx *x, int64_t until) {
                 return -1;
             continue;
         }
-        PyObject *item = h_rep && t_rep == best ? PyObject_CallOneArg(heappop_fn, x->reports)
-                                                : PyObject_CallNoArgs(x->popleft);
+        if (!(h_rep && t_rep == best)) {
+            if (local_deliver(x, best) < 0) return -1;
+            continue;
+        }
+        PyObject *item = PyObject_CallOneArg(heappop_fn, x->reports);
         if (item == NULL) return -1;
         int rc = get_i64(&A_now, x->engine, &now);
         if (rc == 0 && best > now) {
@@ -1477,12 +1566,8 @@ static int advance(Ctx *x, int64_t until) {
             rc = set_i64(&A_now, x->engine, now);
         }
         if (rc == 0) {
-            if (h_rep && t_rep == best) {
-                PyObject *objs[1] = {PyTuple_GET_ITEM(item, 2)};
-                rc = call_method(x->engine, M_on_report, objs, 1, &now, 1);
-            } else {
-                rc = deliver(x, PyTuple_GET_ITEM(item, 1), now);
-            }
+            PyObject *objs[1] = {PyTuple_GET_ITEM(item, 2)};
+            rc = call_method(x->engine, M_on_report, objs, 1, &now, 1);
         }
         Py_DECREF(item);
         if (rc < 0) return -1;
@@ -1513,23 +1598,13 @@ static int feed(Ctx *x, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t *n, int64_t *la
         (*n)++;
         for (;;) {
             int64_t when;
-            int rc = deque_head(x->local, &when);
+            int rc = local_head(x, &when);
             if (rc < 0) return -1;
             if (rc == 0 || when > ts) break;
             int due = due_by(x, when);
             if (due < 0) return -1;
             if (due) break;
-            PyObject *item = PyObject_CallNoArgs(x->popleft);
-            if (item == NULL) return -1;
-            int64_t now;
-            rc = get_i64(&A_now, x->engine, &now);
-            if (rc == 0 && when > now) {
-                now = when;
-                rc = set_i64(&A_now, x->engine, now);
-            }
-            if (rc == 0) rc = deliver(x, PyTuple_GET_ITEM(item, 1), now);
-            Py_DECREF(item);
-            if (rc < 0) return -1;
+            if (local_deliver(x, when) < 0) return -1;
         }
         int due = due_by(x, ts);
         if (due < 0) return -1;
@@ -1541,15 +1616,7 @@ static int feed(Ctx *x, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t *n, int64_t *la
         else rc = sim_on_market(x, r);
         if (rc < 0) return -1;
         if (PyList_GET_SIZE(x->sim_reports) > 0 && call_method(x->engine, M_collect, NULL, 0, NULL, 0) < 0) return -1;
-        PyObject *when = PyLong_FromLongLong(x->rts[r] - x->shift), *row = PyLong_FromSsize_t(r);
-        PyObject *item = (when && row) ? PyTuple_Pack(2, when, row) : NULL;
-        Py_XDECREF(when);
-        Py_XDECREF(row);
-        if (item == NULL) return -1;
-        PyObject *res = PyObject_CallOneArg(x->append, item);
-        Py_DECREF(item);
-        if (res == NULL) return -1;
-        Py_DECREF(res);
+        if (local_push(x, x->rts[r] - x->shift, r) < 0) return -1;
         if (ts > *last_ts) *last_ts = ts;
     }
     return 0;
@@ -1654,11 +1721,13 @@ static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) 
         int64_t last_ts;
         if (get_i64(&A_last_ts, x.engine, &last_ts) < 0) goto done;
         int rc = feed(&x, lo, hi, &n, &last_ts);
-        /* Engine.feed's finally: the counts and the last exchange time, also after an error */
+        /* Engine.feed's finally: the rows still queued, the counts and the last exchange
+           time, also after an error */
         PyObject *et, *ev, *tb;
         PyErr_Fetch(&et, &ev, &tb);
         PyObject *counters = aget(&A_counters, x.engine);
-        int ok = counters && bump(counters, &A_c_events, n) == 0 && bump(counters, &A_c_trades, x.trades) == 0 &&
+        int ok = local_flush(&x) == 0 && counters && bump(counters, &A_c_events, n) == 0 &&
+                 bump(counters, &A_c_trades, x.trades) == 0 &&
                  bump(counters, &A_c_book_events, x.book_events) == 0 && set_i64(&A_last_ts, x.engine, last_ts) == 0;
         Py_XDECREF(counters);
         if (et != NULL) {
@@ -1669,6 +1738,8 @@ static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) 
         result = PyLong_FromSsize_t(n);
     }
 done:
+    PyMem_Free(x.rq_when);
+    PyMem_Free(x.rq_row);
     Py_XDECREF(x.popleft);
     Py_XDECREF(x.append);
     for (int i = 0; i < got; i++) PyBuffer_Release(&v[i]);

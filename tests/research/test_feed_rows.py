@@ -243,6 +243,50 @@ def test_ctrl_c_inside_the_compiled_loop_leaves_no_report(tmp_path: Path, monkey
     assert not list(Path(".").rglob("*.tmp.*"))
 
 
+def test_an_error_mid_loop_leaves_the_same_engine_state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Python step raising inside the loop (the 60th strategy call): the compiled loop
+    hands the rows it still had queued for local delivery back to ``Engine._local`` (as
+    row numbers), so the engine holds the same pending events, clock and counters as after
+    ``Engine.feed`` raising at the same point."""
+    import mmkit.research.backtest as bt
+    from mmkit.core.strategy import FixedStrategy
+
+    cache = synth_cache(tmp_path, 5000)
+    loaded = config(tmp_path, backtest={"feed_clock": "offset", "feed_clock_offset_ns": -40_000_000})
+    real_quotes, real_build = FixedStrategy.quotes, bt.build_engine
+    states = []
+    for compiled in (True, False):
+        engines: list[Any] = []
+
+        def build(*args: Any, **kw: Any) -> Any:
+            engines.append(real_build(*args, **kw))
+            return engines[-1]
+
+        calls: list[int] = []
+
+        def quotes(self: Any, ctx: Any) -> Any:
+            calls.append(1)
+            if len(calls) == 60:
+                raise RuntimeError("strategy failed")
+            return real_quotes(self, ctx)
+
+        monkeypatch.setattr(bt, "build_engine", build)
+        monkeypatch.setattr(FixedStrategy, "quotes", quotes)
+        monkeypatch.setattr(engine_mod, "_feed_rows", engine_mod._compiled_feed_rows if compiled else None)
+        rows = None
+        if compiled:
+            from mmkit.data.cache import load_cache
+
+            rows = load_cache(cache).rows()
+        with pytest.raises(RuntimeError, match="strategy failed"):
+            run_backtest(BacktestRequest((str(cache),), loaded, seed=2))
+        eng = engines[0]
+        pending = [(when, rows.event(ev) if isinstance(ev, int) else ev) for when, ev in eng._local]
+        states.append((pending, eng._now, eng._last_ts, eng.counters.as_dict()))
+    assert len(states[0][0]) > 1
+    assert states[0] == states[1]
+
+
 @pytest.mark.parametrize("chunk", [1, 7, 1000])
 def test_rows_in_flight_cross_chunk_boundaries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
     """The run feeds the cache chunk by chunk, dropping mapped pages behind; rows still in
