@@ -259,7 +259,7 @@ typedef struct {
     Py_ssize_t trades, book_events;
     /* decisions */
     int stock_decide, stock_alloc, plain_trades;
-    PyObject *make_snapshot, *make_context, *st_open, *st_partial;
+    PyObject *make_snapshot, *make_context, *make_desired, *st_open, *st_partial;
     /* the rows this call queued for local delivery: a ring of (local time, row) that
        follows whatever Engine._local held on entry and goes back into it on exit */
     int64_t *rq_when, *rq_row;
@@ -1011,13 +1011,43 @@ static int int_ge_dbl(int64_t diff, double r) {
 /* OrderManager._nothing_to_do(desired, now, mid, maxlv) for a manager whose budget did not
    change and has no detached order.  1 = nothing to do, 0 = not known to be (Python
    decides), -1 = error. */
-static int nothing_to_do(Ctx *x, PyObject *om, PyObject *desired, int64_t now, int64_t mid) {
-    PyObject *seq = NULL, *att = NULL, *sym = NULL, *prices[2] = {NULL, NULL};
+/* One desired quote as the reconcile fast path reads it (symbol: a new reference). */
+typedef struct {
+    int64_t side, level, price, qty;
+    PyObject *symbol;
+} Want;
+
+#define MAX_WANTS 32
+
+static void wants_clear(Want *w, Py_ssize_t n) {
+    for (Py_ssize_t i = 0; i < n; i++) Py_CLEAR(w[i].symbol);
+}
+
+/* A strategy's list of DesiredQuote objects read into `w`: 1, or 0 when the C reading
+   does not cover it (not a list or tuple, too many quotes, a value beyond 64 bits),
+   -1 on error.  *n counts the entries holding a reference either way. */
+static int wants_read(PyObject *desired, Want *w, Py_ssize_t *n) {
+    *n = 0;
+    if (!PyList_CheckExact(desired) && !PyTuple_CheckExact(desired)) return 0;
+    Py_ssize_t nq = PySequence_Fast_GET_SIZE(desired);
+    if (nq > MAX_WANTS) return 0;
+    for (Py_ssize_t i = 0; i < nq; i++) {
+        PyObject *q = PySequence_Fast_GET_ITEM(desired, i);
+        int r;
+        if ((r = rd_i64(&A_q_price, q, &w[i].price)) != 1 || (r = rd_i64(&A_q_side, q, &w[i].side)) != 1 ||
+            (r = rd_i64(&A_q_level, q, &w[i].level)) != 1 || (r = rd_i64(&A_q_qty, q, &w[i].qty)) != 1)
+            return r;
+        w[i].symbol = aget(&A_q_symbol, q);
+        if (w[i].symbol == NULL) return -1;
+        (*n)++;
+    }
+    return 1;
+}
+
+static int nothing_to_do(Ctx *x, PyObject *om, const Want *w, Py_ssize_t nq, int64_t now, int64_t mid) {
+    PyObject *att = NULL, *sym = NULL;
     int64_t maxlv, tail_thr, ttl, min_tib;
     int rc = 0, guard, size_down;
-    if (!PyList_CheckExact(desired) && !PyTuple_CheckExact(desired)) return 0;
-    seq = desired;
-    Py_INCREF(seq);
     att = aget(&A_om_att, om);
     sym = att ? aget(&A_om_symbol, om) : NULL;
     if (sym == NULL) goto error;
@@ -1042,11 +1072,10 @@ static int nothing_to_do(Ctx *x, PyObject *om, PyObject *desired, int64_t now, i
     PyObject *att_side[2] = {PyTuple_GET_ITEM(att, 0), PyTuple_GET_ITEM(att, 1)};
     Py_ssize_t used[2] = {0, 0};
     int64_t prev_o[2] = {FOREVER, 0}, prev_q[2] = {FOREVER, 0};
-    Py_ssize_t nq = PySequence_Fast_GET_SIZE(seq);
     for (Py_ssize_t i = 0; i < nq; i++) {
-        PyObject *q = PySequence_Fast_GET_ITEM(seq, i);
-        int64_t qp, qside, qlevel, qqty, op, olevel, oside, priced, oqty, filled;
-        if ((r = rd_i64(&A_q_price, q, &qp)) != 1 || (r = rd_i64(&A_q_side, q, &qside)) != 1) goto read_fail;
+        const Want *q = &w[i];
+        int64_t qp = q->price, qside = q->side, qlevel = q->level, qqty = q->qty, op, olevel, oside, priced, oqty,
+                filled;
         int s = qside == BUY ? 0 : 1;
         PyObject *list = att_side[s];
         if (used[s] >= PyList_GET_SIZE(list)) goto done;
@@ -1056,20 +1085,13 @@ static int nothing_to_do(Ctx *x, PyObject *om, PyObject *desired, int64_t now, i
         if (s == 0 ? (op >= prev_o[0] || qp >= prev_q[0]) : (op <= prev_o[1] || qp <= prev_q[1])) goto done;
         prev_o[s] = op;
         prev_q[s] = qp;
-        if ((r = rd_i64(&A_lo_level, o, &olevel)) != 1 || (r = rd_i64(&A_q_level, q, &qlevel)) != 1 ||
-            (r = rd_i64(&A_lo_side, o, &oside)) != 1 || (r = rd_i64(&A_q_qty, q, &qqty)) != 1)
-            goto read_fail;
+        if ((r = rd_i64(&A_lo_level, o, &olevel)) != 1 || (r = rd_i64(&A_lo_side, o, &oside)) != 1) goto read_fail;
         if (olevel != qlevel || oside != qside || qlevel >= maxlv || qqty <= 0 || qp <= 0) goto done;
         PyObject *st = aget(&A_lo_state, o);
         if (st == NULL) goto error;
         int resting = same_str(st, x->st_open) || same_str(st, x->st_partial);
         Py_DECREF(st);
-        if (!resting) goto done;
-        PyObject *qsym = aget(&A_q_symbol, q);
-        if (qsym == NULL) goto error;
-        int same_sym = same_str(qsym, sym);
-        Py_DECREF(qsym);
-        if (!same_sym) goto done;
+        if (!resting || !same_str(q->symbol, sym)) goto done;
         if ((r = rd_i64(&A_lo_priced, o, &priced)) != 1) goto read_fail;
         int64_t age;
         if (__builtin_sub_overflow(now, priced, &age)) goto done;
@@ -1114,28 +1136,8 @@ static int nothing_to_do(Ctx *x, PyObject *om, PyObject *desired, int64_t now, i
         }
         /* the order rests at another price but is held: it must rest at no other desired
            price of its side (the full pass would re-match it) */
-        if (prices[s] == NULL) {
-            for (int k = 0; k < 2; k++) {
-                prices[k] = PySet_New(NULL);
-                if (prices[k] == NULL) goto error;
-            }
-            for (Py_ssize_t j = 0; j < nq; j++) {
-                PyObject *qq = PySequence_Fast_GET_ITEM(seq, j);
-                int64_t s2;
-                if ((r = rd_i64(&A_q_side, qq, &s2)) != 1) goto read_fail;
-                PyObject *p = aget(&A_q_price, qq);
-                if (p == NULL) goto error;
-                int add = PySet_Add(prices[s2 == BUY ? 0 : 1], p);
-                Py_DECREF(p);
-                if (add < 0) goto error;
-            }
-        }
-        PyObject *opo = PyLong_FromLongLong(op);
-        if (opo == NULL) goto error;
-        int in = PySet_Contains(prices[s], opo);
-        Py_DECREF(opo);
-        if (in < 0) goto error;
-        if (in) goto done;
+        for (Py_ssize_t j = 0; j < nq; j++)
+            if ((w[j].side == BUY) == (s == 0) && w[j].price == op) goto done;
     }
     if (used[0] != PyList_GET_SIZE(att_side[0]) || used[1] != PyList_GET_SIZE(att_side[1])) goto done;
     {
@@ -1166,11 +1168,8 @@ read_fail:
 error:
     rc = -1;
 done:
-    Py_XDECREF(seq);
     Py_XDECREF(att);
     Py_XDECREF(sym);
-    Py_XDECREF(prices[0]);
-    Py_XDECREF(prices[1]);
     return rc;
 }
 
@@ -1295,6 +1294,132 @@ static int allocator_due(PyObject *alloc, int64_t now) {
 static int bump(PyObject *counters, Attr *a, Py_ssize_t v);
 
 /* Engine._decide(rt, now) (the engine is not paused). */
+/* FixedStrategy.quotes and .prices for the stock strategy (engine._fixed_terms gives its
+   integers): up to one bid and one ask in `w`.  1 when computed, 0 when Python must do it
+   (a product beyond 64 bits, or quotes that break _check_pair: Python raises), -1 on
+   error.  The context it would read: pulls off (the engine's context has none), the
+   position from the ledger, max_levels from the runtime. */
+static int fixed_quotes(PyObject *terms, PyObject *rt, PyObject *lbook, int64_t bid, int64_t ask, Want *w,
+                        Py_ssize_t *nw) {
+    *nw = 0;
+    if (!PyTuple_CheckExact(terms) || PyTuple_GET_SIZE(terms) != 10) return 0;
+    int64_t t[10];
+    for (int i = 0; i < 10; i++) {
+        t[i] = as_i64(PyTuple_GET_ITEM(terms, i));
+        if (t[i] == -1 && PyErr_Occurred()) return -1;
+    }
+    int64_t hn = t[0], hd = t[1], sn = t[2], sd = t[3], ol = t[4], max_num = t[5], max_den = t[6], inverse = t[7],
+            min_lots = t[8], min_units = t[9], pos, maxlv;
+    int r;
+    if ((r = rd_i64(&A_lb_qty, lbook, &pos)) != 1 || (r = rd_i64(&A_rt_max_levels, rt, &maxlv)) != 1) return r;
+    if (!(0 < bid && bid < ask) || maxlv <= 0) return 1; /* [] */
+    int64_t sd_ol, sum, base1, base2, base, dh, den, hd2, qb, qa;
+    if (__builtin_mul_overflow(sd, ol, &sd_ol) || __builtin_add_overflow(bid, ask, &sum) ||
+        __builtin_mul_overflow(sum, sd_ol, &base1) || __builtin_mul_overflow(base1, hd, &base1) ||
+        __builtin_mul_overflow(2, sn, &base2) || __builtin_mul_overflow(base2, pos, &base2) ||
+        __builtin_mul_overflow(base2, hd, &base2) || __builtin_sub_overflow(base1, base2, &base) ||
+        __builtin_mul_overflow(2, hn, &dh) || __builtin_mul_overflow(dh, sd_ol, &dh) ||
+        __builtin_mul_overflow(2, sd_ol, &den) || __builtin_mul_overflow(den, hd, &den) || den <= 0 ||
+        __builtin_sub_overflow(base, dh, &hd2))
+        return 0;
+    qb = floor_div(hd2, den);
+    int64_t nb;
+    if (__builtin_sub_overflow(-base, dh, &nb) || base == INT64_MIN) return 0;
+    qa = -floor_div(nb, den); /* ceil */
+    if (qb > ask - 1) qb = ask - 1;
+    if (qa < bid + 1) qa = bid + 1;
+    if (qb >= ask || qa <= bid || qb >= qa || ol <= 0) return 0; /* _check_pair raises, in Python */
+    int64_t pd, npd, units;
+    if (__builtin_mul_overflow(pos, max_den, &pd) || __builtin_mul_overflow(-pos, max_den, &npd) || pos == INT64_MIN)
+        return 0;
+    for (int side = 0; side < 2; side++) {
+        int64_t px = side == 0 ? qb : qa;
+        int allowed = side == 0 ? pd < max_num && px > 0 : npd < max_num;
+        if (!allowed) continue;
+        int meets;
+        if (inverse) meets = ol >= min_lots;
+        else if (ol < 1) meets = 0;
+        else if (__builtin_mul_overflow(px, ol, &units)) return 0;
+        else meets = units >= min_units;
+        if (!meets) continue;
+        Want *q = &w[*nw];
+        q->side = side == 0 ? BUY : -BUY;
+        q->level = 0;
+        q->price = px;
+        q->qty = ol;
+        q->symbol = aget(&A_rt_symbol, rt);
+        if (q->symbol == NULL) return -1;
+        (*nw)++;
+    }
+    return 1;
+}
+
+/* The Want entries as a list of DesiredQuote objects (the strategy's return value), for
+   the Python reconcile. */
+static PyObject *wants_list(Ctx *x, const Want *w, Py_ssize_t n) {
+    PyObject *out = PyList_New(n);
+    if (out == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *a[5] = {w[i].symbol, PyLong_FromLongLong(w[i].side), PyLong_FromLongLong(w[i].level),
+                          PyLong_FromLongLong(w[i].price), PyLong_FromLongLong(w[i].qty)};
+        PyObject *q = NULL;
+        if (a[1] && a[2] && a[3] && a[4]) q = PyObject_Vectorcall(x->make_desired, a, 5, NULL);
+        for (int k = 1; k < 5; k++) Py_XDECREF(a[k]);
+        if (q == NULL) {
+            Py_DECREF(out);
+            return NULL;
+        }
+        PyList_SET_ITEM(out, i, q);
+    }
+    return out;
+}
+
+/* The signal snapshot, the quote context and the strategy's quotes (a new reference to
+   its return value), as Engine._decide makes them. */
+static PyObject *strategy_quotes(Ctx *x, PyObject *rt, PyObject *signals, PyObject *lbook, NativeBook *b,
+                                 int64_t now, int64_t bid, int64_t ask) {
+    int64_t bq = nb_get(&b->side[NB_BIDS], bid), aq = nb_get(&b->side[NB_ASKS], ask);
+    int fallback;
+    PyObject *snap = snapshot(x, signals, b, now, bid, ask, bq, aq, &fallback);
+    if (snap == NULL && fallback) { /* SymbolSignals.snapshot: its advance finds nothing left */
+        PyObject *nowo = PyLong_FromLongLong(now);
+        if (nowo == NULL) return NULL;
+        PyObject *args[3] = {signals, nowo, (PyObject *)b};
+        snap = PyObject_VectorcallMethod(M_snapshot, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_DECREF(nowo);
+    }
+    if (snap == NULL) return NULL;
+    PyObject *ctx = NULL, *desired = NULL;
+    PyObject *cargs[13] = {NULL};
+    cargs[0] = aget(&A_rt_symbol, rt);
+    cargs[1] = aget(&A_rt_instrument, rt);
+    cargs[2] = PyLong_FromLongLong(bid);
+    cargs[3] = PyLong_FromLongLong(ask);
+    cargs[4] = PyLong_FromLongLong(bq);
+    cargs[5] = PyLong_FromLongLong(aq);
+    cargs[6] = snap;
+    cargs[7] = aget(&A_lb_qty, lbook);
+    cargs[8] = PyLong_FromLongLong(now);
+    cargs[9] = aget(&A_rt_target, rt);
+    cargs[10] = aget(&A_rt_max_levels, rt);
+    cargs[11] = aget(&A_e_maker, x->engine);
+    cargs[12] = aget(&A_e_taker, x->engine);
+    int made = 1;
+    for (int i = 0; i < 13; i++)
+        if (cargs[i] == NULL) made = 0;
+    if (made) ctx = PyObject_Vectorcall(x->make_context, cargs, 13, NULL);
+    for (int i = 0; i < 13; i++) Py_XDECREF(cargs[i]);
+    if (ctx == NULL) return NULL;
+    PyObject *strategy = aget(&A_rt_strategy, rt);
+    if (strategy != NULL) {
+        PyObject *args[2] = {strategy, ctx};
+        desired = PyObject_VectorcallMethod(M_quotes, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_DECREF(strategy);
+    }
+    Py_DECREF(ctx);
+    return desired;
+}
+
 static int decide(Ctx *x, PyObject *entry, int64_t now) {
     PyObject *rt = PyTuple_GET_ITEM(entry, 0), *signals = PyTuple_GET_ITEM(entry, 2),
              *lbook = PyTuple_GET_ITEM(entry, 3);
@@ -1349,46 +1474,25 @@ static int decide(Ctx *x, PyObject *entry, int64_t now) {
     Py_XDECREF(mid2now);
     Py_DECREF(mk);
     if (rc < 0) return -1;
-    int64_t bq = nb_get(&b->side[NB_BIDS], bid), aq = nb_get(&b->side[NB_ASKS], ask);
-    int fallback;
-    PyObject *snap = snapshot(x, signals, b, now, bid, ask, bq, aq, &fallback);
-    if (snap == NULL && fallback) { /* SymbolSignals.snapshot: its advance finds nothing left */
-        PyObject *nowo = PyLong_FromLongLong(now);
-        if (nowo == NULL) return -1;
-        PyObject *args[3] = {signals, nowo, (PyObject *)b};
-        snap = PyObject_VectorcallMethod(M_snapshot, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-        Py_DECREF(nowo);
+    /* the stock fixed strategy in C: it reads neither the signals nor the context, so
+       neither is built (the snapshot has no side effect past the markouts above) */
+    Want w[MAX_WANTS];
+    Py_ssize_t nw = 0;
+    int native_q = 0;
+    PyObject *terms = PyTuple_GET_ITEM(entry, 5);
+    if (terms != Py_None) {
+        native_q = fixed_quotes(terms, rt, lbook, bid, ask, w, &nw);
+        if (native_q < 0) {
+            wants_clear(w, nw);
+            return -1;
+        }
+        if (native_q == 0) wants_clear(w, nw), nw = 0;
     }
-    if (snap == NULL) return -1;
-    PyObject *result = NULL, *ctx = NULL, *desired = NULL, *orders = NULL, *budget = NULL;
-    PyObject *cargs[13] = {NULL};
-    cargs[0] = aget(&A_rt_symbol, rt);
-    cargs[1] = aget(&A_rt_instrument, rt);
-    cargs[2] = PyLong_FromLongLong(bid);
-    cargs[3] = PyLong_FromLongLong(ask);
-    cargs[4] = PyLong_FromLongLong(bq);
-    cargs[5] = PyLong_FromLongLong(aq);
-    cargs[6] = snap;
-    cargs[7] = aget(&A_lb_qty, lbook);
-    cargs[8] = PyLong_FromLongLong(now);
-    cargs[9] = aget(&A_rt_target, rt);
-    cargs[10] = aget(&A_rt_max_levels, rt);
-    cargs[11] = aget(&A_e_maker, x->engine);
-    cargs[12] = aget(&A_e_taker, x->engine);
-    int made = 1;
-    for (int i = 0; i < 13; i++)
-        if (cargs[i] == NULL) made = 0;
-    if (made) ctx = PyObject_Vectorcall(x->make_context, cargs, 13, NULL);
-    for (int i = 0; i < 13; i++) Py_XDECREF(cargs[i]);
-    if (ctx == NULL) return -1;
-    PyObject *strategy = aget(&A_rt_strategy, rt);
-    if (strategy != NULL) {
-        PyObject *args[2] = {strategy, ctx};
-        desired = PyObject_VectorcallMethod(M_quotes, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-        Py_DECREF(strategy);
+    PyObject *result = NULL, *desired = NULL, *orders = NULL, *budget = NULL;
+    if (!native_q) {
+        desired = strategy_quotes(x, rt, signals, lbook, b, now, bid, ask);
+        if (desired == NULL) return -1;
     }
-    Py_DECREF(ctx);
-    if (desired == NULL) return -1;
     orders = aget(&A_rt_orders, rt);
     budget = orders ? aget(&A_rt_budget, rt) : NULL;
     if (budget == NULL) goto out;
@@ -1401,7 +1505,16 @@ static int decide(Ctx *x, PyObject *entry, int64_t now) {
         int r = same ? rd_i64(&A_om_detached, orders, &detached) : 0;
         if (r < 0) goto out;
         if (r == 1 && detached == 0) {
-            int ntd = nothing_to_do(x, orders, desired, now, mid_floor);
+            int ntd = 0;
+            if (native_q) {
+                ntd = nothing_to_do(x, orders, w, nw, now, mid_floor);
+            } else {
+                Want dw[MAX_WANTS];
+                Py_ssize_t nd = 0;
+                ntd = wants_read(desired, dw, &nd);
+                if (ntd == 1) ntd = nothing_to_do(x, orders, dw, nd, now, mid_floor);
+                wants_clear(dw, nd);
+            }
             if (ntd < 0) goto out;
             if (ntd == 1) {
                 Py_INCREF(Py_None);
@@ -1410,6 +1523,7 @@ static int decide(Ctx *x, PyObject *entry, int64_t now) {
             }
         }
     }
+    if (native_q && (desired = wants_list(x, w, nw)) == NULL) goto out;
     {
         PyObject *nowo = PyLong_FromLongLong(now), *mido = nowo ? PyLong_FromLongLong(mid_floor) : NULL;
         PyObject *actions = NULL;
@@ -1432,6 +1546,7 @@ static int decide(Ctx *x, PyObject *entry, int64_t now) {
         result = Py_None;
     }
 out:
+    wants_clear(w, nw);
     Py_XDECREF(desired);
     Py_XDECREF(orders);
     Py_XDECREF(budget);
@@ -1632,9 +1747,9 @@ static int bump(PyObject *counters, Attr *a, Py_ssize_t v) {
 
 static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 7 || !PyTuple_CheckExact(args[2]) || PyTuple_GET_SIZE(args[2]) != 20 || !PyTuple_CheckExact(args[3]) ||
+    if (nargs != 7 || !PyTuple_CheckExact(args[2]) || PyTuple_GET_SIZE(args[2]) != 21 || !PyTuple_CheckExact(args[3]) ||
         PyTuple_GET_SIZE(args[3]) != 8 || !PyTuple_CheckExact(args[4]) || PyTuple_GET_SIZE(args[4]) != 2) {
-        PyErr_SetString(PyExc_TypeError, "run(engine, sim, ctx[20], cols[8], levels[2], lo, hi)");
+        PyErr_SetString(PyExc_TypeError, "run(engine, sim, ctx[21], cols[8], levels[2], lo, hi)");
         return NULL;
     }
     Ctx x;
@@ -1662,6 +1777,7 @@ static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) 
     x.st_open = PyTuple_GET_ITEM(ctx, 17);
     x.st_partial = PyTuple_GET_ITEM(ctx, 18);
     x.plain_trades = PyObject_IsTrue(PyTuple_GET_ITEM(ctx, 19));
+    x.make_desired = PyTuple_GET_ITEM(ctx, 20);
     Py_ssize_t lo = PyLong_AsSsize_t(args[5]), hi = PyLong_AsSsize_t(args[6]);
     if (PyErr_Occurred()) return NULL;
     if (!PyTuple_CheckExact(x.runtimes) || !PyTuple_CheckExact(x.sims) ||
@@ -1674,9 +1790,9 @@ static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) 
     x.nsym = PyTuple_GET_SIZE(x.runtimes);
     for (Py_ssize_t i = 0; i < x.nsym; i++) {
         PyObject *e = PyTuple_GET_ITEM(x.runtimes, i);
-        if (e != Py_None && (!PyTuple_CheckExact(e) || PyTuple_GET_SIZE(e) != 5)) {
+        if (e != Py_None && (!PyTuple_CheckExact(e) || PyTuple_GET_SIZE(e) != 6)) {
             PyErr_SetString(PyExc_TypeError,
-                            "run: runtimes entries are (rt, book, signals, ledger_book, stock_orders) or None");
+                            "run: runtimes entries are (rt, book, signals, ledger_book, stock_orders, fixed_terms) or None");
             return NULL;
         }
         if (e != Py_None && native(PyTuple_GET_ITEM(e, 1)) == NULL) return NULL;

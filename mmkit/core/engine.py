@@ -46,7 +46,7 @@ from mmkit.core.orders import Budget, OrderManager
 from mmkit.core.risk import PositionBook
 from mmkit.core.signals import LN2, SymbolSignals, make_signal_snapshot
 from mmkit.core.stats import OrderRecord
-from mmkit.core.strategy import Strategy, make_quote_context
+from mmkit.core.strategy import FixedStrategy, Strategy, make_desired_quote, make_quote_context
 from mmkit.core.types import (
     Ack,
     Action,
@@ -374,7 +374,7 @@ class Engine:
         for sym, i in ids.items():
             rt = self.rt.get(sym)
             if rt is not None:
-                runtimes[i] = (rt, rt.book, rt.signals, books[sym], _stock_orders(rt.orders))
+                runtimes[i] = (rt, rt.book, rt.signals, books[sym], _stock_orders(rt.orders), _fixed_terms(rt))
             sims[i] = sim._syms.get(sym)
         # the loop mirrors _decide's own steps and SymbolSignals.snapshot (and reconcile's
         # fast path per stock order manager): only while those are the stock methods
@@ -382,7 +382,7 @@ class Engine:
         ctx = (tuple(runtimes), tuple(sims), rows.event, self.shift, self.interval_ns, bool(sim._cross_fills),
                self._local, self._reports, sim._arrivals, sim._reports, self.ledger, sim._on_depth, LN2,
                stock_decide, type(self.allocator) is Allocator, make_signal_snapshot, make_quote_context,
-               OrderState.OPEN, OrderState.PARTIALLY_FILLED, not sim._touch and not sim._toxic)
+               OrderState.OPEN, OrderState.PARTIALLY_FILLED, not sim._touch and not sim._toxic, make_desired_quote)
         return n + _feed_rows(self, sim, ctx, rows.columns, rows.levels, lo, hi)  # type: ignore[misc]
 
     def close(self) -> EngineResult:
@@ -715,8 +715,20 @@ class Engine:
                             self.rt, list(events), list(self._trace))
 
 
-_STOCK = (Engine._decide, SymbolSignals.snapshot, OrderManager.reconcile, OrderManager._nothing_to_do)
+_STOCK = (Engine._decide, SymbolSignals.snapshot, OrderManager.reconcile, OrderManager._nothing_to_do,
+          FixedStrategy.quotes, FixedStrategy.prices, FixedStrategy._sized)
 """The methods the compiled loop mirrors, as defined here (a patched one runs in Python)."""
+
+
+def _fixed_terms(rt: SymbolRuntime) -> tuple[int, ...] | None:
+    """The stock ``fixed`` strategy's integers for the compiled loop's copy of its
+    ``quotes`` (which then skips the signal snapshot and the quote context: this strategy
+    reads neither), or None: another strategy, a patched method, or terms beyond 64 bits."""
+    s = rt.strategy
+    if (type(s) is not FixedStrategy or FixedStrategy.quotes is not _STOCK[4] or FixedStrategy.prices is not _STOCK[5]
+            or FixedStrategy._sized is not _STOCK[6]):
+        return None
+    return s.exact_terms(rt.symbol, rt.instrument)
 
 
 def _stock_orders(orders: object) -> bool:

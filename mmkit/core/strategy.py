@@ -609,9 +609,12 @@ class _FixedSizeModel:
         self._grids: dict[str, _SizedGrid] = {}
 
     def _sized(self, ctx: QuoteContext) -> _SizedGrid:
-        g = self._grids.get(ctx.symbol)
-        if g is None or g.grid.instrument is not ctx.instrument:
-            g = self._grids[ctx.symbol] = _SizedGrid(ctx.instrument, self.order_qty, self.max_position)
+        return self._sized_for(ctx.symbol, ctx.instrument)
+
+    def _sized_for(self, symbol: str, instrument: Instrument) -> _SizedGrid:
+        g = self._grids.get(symbol)
+        if g is None or g.grid.instrument is not instrument:
+            g = self._grids[symbol] = _SizedGrid(instrument, self.order_qty, self.max_position)
         return g
 
 
@@ -665,6 +668,20 @@ class FixedStrategy(_FixedSizeModel):
         if ask < best_bid + 1:
             ask = best_bid + 1
         return bid, ask
+
+    def exact_terms(self, symbol: str, instrument: Instrument) -> tuple[int, ...] | None:
+        """The integers ``quotes`` computes with for ``symbol``, for the compiled engine
+        loop's copy of ``quotes`` and ``prices`` (``mmkit.core._fastfeed``): ``(hn, hd, sn,
+        sd, order_lots, max_num, max_den, inverse, min_lots, min_units)``.  None when one
+        leaves 64 bits or the sizes are invalid (``quotes`` then runs, and raises, in Python)."""
+        try:
+            sg = self._sized_for(symbol, instrument)
+        except StrategyConfigError:
+            return None
+        g = sg.grid
+        terms = (self._hn, self._hd, self._sn, self._sd, sg.order_lots, sg.max_num, sg.max_den, int(g.inverse),
+                 g.min_lots, g.min_units)
+        return terms if all(-(1 << 63) <= t < (1 << 63) for t in terms) else None
 
     def quotes(self, ctx: QuoteContext) -> list[DesiredQuote]:
         best_bid, best_ask = ctx.best_bid, ctx.best_ask
@@ -720,6 +737,20 @@ class AvellanedaStrategy(_FixedSizeModel):
         """``(reservation offset from mid, half-spread)`` in bps, before the fee floor."""
         risk = self.gamma * sigma_bps_per_sqrt_s * sigma_bps_per_sqrt_s * self.horizon_sec
         return -(position_lots / order_lots) * risk, 0.5 * (risk + self._liq_bps)
+
+    def exact_terms(self, symbol: str, instrument: Instrument) -> tuple[int, ...] | None:
+        """The integers ``quotes`` computes with for ``symbol``, for the compiled engine
+        loop's copy of ``quotes`` and ``prices`` (``mmkit.core._fastfeed``): ``(hn, hd, sn,
+        sd, order_lots, max_num, max_den, inverse, min_lots, min_units)``.  None when one
+        leaves 64 bits or the sizes are invalid (``quotes`` then runs, and raises, in Python)."""
+        try:
+            sg = self._sized_for(symbol, instrument)
+        except StrategyConfigError:
+            return None
+        g = sg.grid
+        terms = (self._hn, self._hd, self._sn, self._sd, sg.order_lots, sg.max_num, sg.max_den, int(g.inverse),
+                 g.min_lots, g.min_units)
+        return terms if all(-(1 << 63) <= t < (1 << 63) for t in terms) else None
 
     def quotes(self, ctx: QuoteContext) -> list[DesiredQuote]:
         best_bid, best_ask = ctx.best_bid, ctx.best_ask

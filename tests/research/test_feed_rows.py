@@ -419,6 +419,48 @@ def test_most_decisions_stay_in_the_loop(tmp_path: Path, monkeypatch: pytest.Mon
     assert again == out and calls["decide"] == out["counters"]["decisions"] + out["counters"]["skipped_decisions"]
 
 
+def test_the_fixed_strategy_quotes_in_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a test that cannot fail: with the stock ``fixed`` strategy the loop computes its
+    quotes itself (no ``FixedStrategy.quotes`` call, no context, no snapshot built), and a
+    patched ``quotes`` is honored (called on every decision, same results)."""
+    from mmkit.core.strategy import FixedStrategy
+
+    calls = {"quotes": 0, "context": 0}
+    real_quotes, real_context = FixedStrategy.quotes, engine_mod.make_quote_context
+
+    def counting_context(*args: Any) -> Any:
+        calls["context"] += 1
+        return real_context(*args)
+
+    monkeypatch.setattr(engine_mod, "make_quote_context", counting_context)
+    cache = synth_cache(tmp_path, 6000)
+    out = outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5)
+    assert out["counters"]["decisions"] > 500 and calls["context"] <= 2 and out["counters"]["creates"] > 20
+
+    def counting_quotes(self: Any, ctx: Any) -> Any:
+        calls["quotes"] += 1
+        return real_quotes(self, ctx)
+
+    monkeypatch.setattr(FixedStrategy, "quotes", counting_quotes)
+    again = outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5)
+    assert again == out and calls["quotes"] == out["counters"]["decisions"]
+
+
+@pytest.mark.parametrize("fixed", [
+    {"half_spread_ticks": 2.5, "skew_ticks": 0.3333333, "order_qty": 0.003, "max_position": 0.0171},
+    {"half_spread_ticks": 0.7, "skew_ticks": 0.0, "order_qty": 0.01, "max_position": 0.05},
+    # products of these leave 64 bits: the strategy's own Python quotes
+    {"half_spread_ticks": 1.000000000000001, "skew_ticks": 0.123456789012345, "order_qty": 0.001,
+     "max_position": 0.013},
+])
+def test_fixed_strategy_fractions(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fixed: dict[str, float]) -> None:
+    """The loop's copy of the fixed quotes is exact for config numbers with long decimal
+    expansions and for positions that hit the limits (compared with the Python run)."""
+    loaded = config(tmp_path, strategy={"fixed": fixed})
+    out = assert_same(synth_cache(tmp_path, 9000), loaded, monkeypatch, decision_interval_ms=3)
+    assert out["counters"]["creates"] > 10
+
+
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 10_000), interval=st.sampled_from([1, 10, 100]), model=st.sampled_from(["fixed", "vol",
                                                                                                      "avellaneda"]),
