@@ -899,6 +899,7 @@ ATTR(A_rt_max_levels, "max_levels");
 ATTR(A_rt_decisions, "decisions");
 ATTR(A_e_allocator, "allocator");
 ATTR(A_e_positions, "positions");
+ATTR(A_e_lot_usd, "_lot_usd");
 ATTR(A_e_maker, "maker_fee_bps");
 ATTR(A_e_taker, "taker_fee_bps");
 ATTR(A_c_decisions, "decisions");
@@ -942,7 +943,8 @@ ATTR(A_q_symbol, "symbol");
 
 static Attr *DECIDE_ATTRS[] = {
     &A_rt_strategy, &A_rt_orders, &A_rt_instrument, &A_rt_symbol, &A_rt_budget, &A_rt_target, &A_rt_max_levels,
-    &A_rt_decisions, &A_e_allocator, &A_e_positions, &A_e_maker, &A_e_taker, &A_c_decisions, &A_al_force, &A_al_last,
+    &A_rt_decisions, &A_e_allocator, &A_e_positions, &A_e_lot_usd, &A_e_maker, &A_e_taker, &A_c_decisions,
+    &A_al_force, &A_al_last,
     &A_al_portfolio, &A_pf_rebalance, &A_sig_levels, &A_sig_bias, &A_sig_weight, &A_sig_impact, &A_ti_k, &A_lb_qty,
     &A_om_budget, &A_om_detached, &A_om_att, &A_om_max_levels, &A_om_tail_thr, &A_om_guard, &A_om_ttl, &A_om_min_tib,
     &A_om_amend, &A_om_drift, &A_om_thr, &A_om_cap, &A_om_tot, &A_om_symbol, &A_lo_price, &A_lo_level, &A_lo_side,
@@ -1454,10 +1456,25 @@ static int decide(Ctx *x, PyObject *entry, int64_t now) {
     PyObject *positions = aget(&A_e_positions, x->engine);
     if (positions == NULL) return -1;
     int rc = 0;
-    if (positions != Py_None) {
-        int64_t ints[2] = {mid_floor, now};
-        objs[0] = rt;
-        rc = call_method(x->engine, M_mark_positions, objs, 1, ints, 2);
+    if (positions != Py_None) { /* Engine._mark_positions, when the mid moved since its last mark */
+        int moved = 1;
+        PyObject *marks = aget(&A_e_lot_usd, x->engine), *sym = marks ? aget(&A_rt_symbol, rt) : NULL;
+        PyObject *last = sym && PyDict_CheckExact(marks) ? PyDict_GetItemWithError(marks, sym) : NULL;
+        if (sym == NULL || (last == NULL && PyErr_Occurred())) {
+            rc = -1;
+        } else if (last != NULL && PyTuple_CheckExact(last) && PyTuple_GET_SIZE(last) == 2 &&
+                   PyLong_CheckExact(PyTuple_GET_ITEM(last, 0))) {
+            int64_t m = as_i64(PyTuple_GET_ITEM(last, 0));
+            if (m == -1 && PyErr_Occurred()) PyErr_Clear();
+            else moved = m != mid_floor;
+        }
+        Py_XDECREF(marks);
+        Py_XDECREF(sym);
+        if (rc == 0 && moved) {
+            int64_t ints[2] = {mid_floor, now};
+            objs[0] = rt;
+            rc = call_method(x->engine, M_mark_positions, objs, 1, ints, 2);
+        }
     }
     Py_DECREF(positions);
     if (rc < 0) return -1;

@@ -378,7 +378,8 @@ class Engine:
             sims[i] = sim._syms.get(sym)
         # the loop mirrors _decide's own steps and SymbolSignals.snapshot (and reconcile's
         # fast path per stock order manager): only while those are the stock methods
-        stock_decide = type(self)._decide is _STOCK[0] and SymbolSignals.snapshot is _STOCK[1]
+        stock_decide = (type(self)._decide is _STOCK[0] and SymbolSignals.snapshot is _STOCK[1]
+                        and type(self)._mark_positions is _STOCK[7])
         ctx = (tuple(runtimes), tuple(sims), rows.event, self.shift, self.interval_ns, bool(sim._cross_fills),
                self._local, self._reports, sim._arrivals, sim._reports, self.ledger, sim._on_depth, LN2,
                stock_decide, type(self.allocator) is Allocator, make_signal_snapshot, make_quote_context,
@@ -603,12 +604,13 @@ class Engine:
 
     def _mark_positions(self, rt: SymbolRuntime, mid: int, now: int) -> None:
         """The position book's mark of ``rt``'s symbol: one lot at ``mid`` ticks, in USD
-        (the exact notional as a float, computed again only when the mid moved)."""
+        (the exact notional as a float), set only when the mid moved (the compiled loop
+        makes the same check before calling this)."""
         sym = rt.symbol
         last = self._lot_usd.get(sym)
-        if last is None or last[0] != mid:
+        if last is None or last[0] != mid:  # else the position book has this mark already
             last = self._lot_usd[sym] = (mid, float(rt.instrument.notional_usd(mid, 1)))
-        self.positions.update_mark(sym, last[1], now)  # type: ignore[union-attr]
+            self.positions.update_mark(sym, last[1], now)  # type: ignore[union-attr]
 
     def rebalance(self, now: int) -> Allocation:
         """Re-split the budget across symbols with the allocator (every
@@ -716,7 +718,7 @@ class Engine:
 
 
 _STOCK = (Engine._decide, SymbolSignals.snapshot, OrderManager.reconcile, OrderManager._nothing_to_do,
-          FixedStrategy.quotes, FixedStrategy.prices, FixedStrategy._sized)
+          FixedStrategy.quotes, FixedStrategy.prices, FixedStrategy._sized, Engine._mark_positions)
 """The methods the compiled loop mirrors, as defined here (a patched one runs in Python)."""
 
 

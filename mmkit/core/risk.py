@@ -80,7 +80,9 @@ class PositionBook:
 
     The one place guards read exposure from.  Listeners (the guards) are called with
     ``(symbol, now_ns)`` after each change, so breach/recover events happen at the moment
-    the position or the mark moved, not at the next order.
+    the position or the mark moved, not at the next order.  A mark equal to the last one
+    is no change (the engine marks on every decision; listeners compare state, so a
+    repeat would tell them nothing).
     """
 
     __slots__ = ("_pos", "_lot_usd", "_listeners")
@@ -113,7 +115,10 @@ class PositionBook:
         """One lot of ``symbol`` is worth ``lot_value_usd`` at the current mark (> 0)."""
         if not (_finite(lot_value_usd, "lot_value_usd") > 0):
             raise ValueError(f"lot_value_usd must be > 0, got {lot_value_usd}")
-        self._lot_usd[symbol] = float(lot_value_usd)
+        value = float(lot_value_usd)
+        if self._lot_usd.get(symbol) == value:
+            return  # nothing changed: the listeners' state already reflects this mark
+        self._lot_usd[symbol] = value
         self._changed(symbol, now_ns)
 
     def position_lots(self, symbol: str) -> int:

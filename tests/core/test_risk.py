@@ -96,6 +96,20 @@ def test_position_breach_and_recover_events_follow_the_mark():
     assert evs[0].detail == "position_usd=10500.000000 limit_usd=10000.000000"
 
 
+def test_a_repeated_mark_is_no_change():
+    """Listeners hear of a mark only when the lot value changed (the engine marks every
+    decision); a position change still notifies at an unchanged mark."""
+    b = book_with(3, 60.0)
+    heard: list[tuple[str, int]] = []
+    b.subscribe(lambda sym, now: heard.append((sym, now)))
+    b.update_mark("BTCUSDT", 60.0, T0 + SEC)
+    b.update_mark("BTCUSDT", 61.0, T0 + 2 * SEC)
+    b.update_mark("BTCUSDT", 61.0, T0 + 3 * SEC)
+    b.apply_fill("BTCUSDT", 1, 2, T0 + 4 * SEC)
+    assert heard == [("BTCUSDT", T0 + 2 * SEC), ("BTCUSDT", T0 + 4 * SEC)]
+    assert b.position_usd("BTCUSDT") == 5 * 61.0
+
+
 def test_drawdown_pause_at_3pct_recovers_and_stop_at_5pct_latches_until_reset():
     b = book_with(3, 60.0)  # long 3 lots: sells reduce
     g = RiskGuard(RiskConfig(), b)  # pause 0.03, stop 0.05
