@@ -93,6 +93,7 @@ USD_QUANTUM = Decimal("0.00000001")
 """Money views are exact values rounded once, half-even, to 1e-8 USD (the fee quantum)."""
 USD_E8 = 100_000_000
 """Equity samples are ints of 1e-8 USD (compact; exact differences for the statistics)."""
+_ATTO_PER_E8 = ATTO // USD_E8
 NS_PER_MS = 1_000_000
 NS_PER_DAY = 86_400 * 1_000_000_000
 MAKER = "maker"
@@ -128,6 +129,14 @@ def usd_e8(x: Decimal | Fraction | int) -> int:
     if isinstance(x, Fraction):
         return round(x * USD_E8)
     return int(Decimal(x).scaleb(8, _EXACT).quantize(_ONE, context=_ROUND))
+
+
+def atto_to_e8(n: int) -> int:
+    """``usd_e8(atto_to_decimal(n))`` with ints: ``n x 1e-18`` in 1e-8 units, half-even."""
+    q, r = divmod(n, _ATTO_PER_E8)
+    if 2 * r > _ATTO_PER_E8 or (2 * r == _ATTO_PER_E8 and q & 1):
+        q += 1
+    return q
 
 
 def e8_to_usd(n: int) -> Decimal:
@@ -397,6 +406,10 @@ class _Book:
                 return self.last_v
             if isinstance(src, int) and src % 2 == 0:
                 v = self.value_ticks(src // 2)
+            elif isinstance(src, int) and self.lin_atto_per_tick is not None:
+                # a half-tick mid: round(Fraction(mid) * face_atto) = src * per / 2, half-even
+                q, r = divmod(src * self.lin_atto_per_tick, 2)
+                v = q + (q & 1) if r else q
             else:
                 px = self.mark()
                 assert px is not None
@@ -605,7 +618,7 @@ class Ledger:
         ex = self._exposure()
         if ex > self._peak_ex:
             self._peak_ex = ex
-        eq8 = usd_e8(self.net_pnl_exact())
+        eq8 = self._net_e8()
         ex8 = usd_e8(ex)
         self._eq_ts.extend(range(nd, nd + n * step, step))
         self._eq_e8.extend([eq8] * n)
@@ -619,6 +632,16 @@ class Ledger:
         for b in self._books.values():
             total = _EXACT.add(total, f(b))
         return total
+
+    def _net_e8(self) -> int:
+        """``usd_e8(net_pnl_exact())`` in ints when every book settles in USD (linear: the
+        atto sum is already USD), the Decimal sum otherwise.  Same value either way."""
+        total = 0
+        for b in self._books.values():
+            if b.inverse:
+                return usd_e8(self.net_pnl_exact())
+            total += b.net_settle()
+        return atto_to_e8(total)
 
     def _exposure(self) -> Decimal:
         return self._sum(_Book.exposure_usd)

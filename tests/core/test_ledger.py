@@ -526,3 +526,36 @@ def test_trim_samples_keeps_the_last_points_and_the_totals() -> None:
     assert led.equity_ts_ns[-1] == 9_000_000_000 and led.trim_samples(5) == 0
     with pytest.raises(ValueError):
         led.trim_samples(-1)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.one_of(st.integers(-10**40, 10**40), st.integers(-10**6, 10**6).map(lambda k: k * 10**10 + 5 * 10**9),
+                 st.integers(-10**6, 10**6).map(lambda k: k * 10**10)))
+def test_atto_to_e8_is_usd_e8_of_the_decimal(n):
+    """The int path of an equity sample: same half-even rounding as the Decimal one, ties
+    (exactly half a 1e-8) included."""
+    from mmkit.core.ledger import atto_to_e8
+
+    assert atto_to_e8(n) == usd_e8(atto_to_decimal(n))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["0.1", "0.01", "0.5", "0.25", "1", "0.000000001"]),
+       st.sampled_from(["0.001", "0.003", "1", "0.5", "0.000000003"]),
+       st.lists(st.tuples(st.sampled_from([BUY, SELL]), st.integers(1, 50), st.integers(1, 10**7)), min_size=1,
+                max_size=12),
+       st.integers(2, 2 * 10**7))
+def test_half_tick_marks_and_int_equity_agree_with_fractions(tick, lot, trades, mid2):
+    """A linear book marked at a half-tick mid (bid + ask odd): the lot value is the
+    half-even rounding of the exact Fraction, and the int equity sample equals the Decimal
+    one (``usd_e8(net_pnl_exact())``).  Only a tick x lot of an odd number of 1e-18 makes
+    the value a half atto (the rounding case): the smallest tick and lot below."""
+    inst = Instrument("LIN", D(tick), D(lot))
+    L = Ledger({"LIN": inst})
+    for i, (side, qty, px) in enumerate(trades):
+        L.on_fill(fill("LIN", side, px, qty, fee="0.0001", ts=i, cid=f"c{i}"))
+    L.mark_mid2("LIN", mid2, 5)
+    b = L._books["LIN"]
+    face_atto = F(D(lot)) * 10**18
+    assert b.mark_value() == round(F(mid2, 2) * F(D(tick)) * face_atto)
+    assert L._net_e8() == usd_e8(L.net_pnl_exact())
