@@ -1744,9 +1744,9 @@ static int feed(Ctx *x, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t *n, int64_t *la
         int64_t h;
         int rc = heap_head(x->arrivals, &h);
         if (rc < 0) return -1;
-        if (rc && h <= ts) rc = call_with_row(x, x->sim, M_on_market, r, NULL, 0);
-        else rc = sim_on_market(x, r);
-        if (rc < 0) return -1;
+        /* FillSimulator.on_market: the arrivals due by ts first (Python), then the event */
+        if (rc && h <= ts && call_method(x->sim, M_process_arrivals, NULL, 0, &ts, 1) < 0) return -1;
+        if (sim_on_market(x, r) < 0) return -1;
         if (PyList_GET_SIZE(x->sim_reports) > 0 && call_method(x->engine, M_collect, NULL, 0, NULL, 0) < 0) return -1;
         if (local_push(x, x->rts[r] - x->shift, r) < 0) return -1;
         if (ts > *last_ts) *last_ts = ts;
