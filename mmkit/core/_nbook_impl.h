@@ -189,18 +189,13 @@ static inline void nb_next_best(NbSide *s, int is_bid) {
     s->has_best = 0;
 }
 
-/* Set the size at px (qty >= 0; 0 deletes the level), as L2Book.apply_level.  0, or -1
-   with MemoryError. */
-static inline int nb_set(NbSide *s, int is_bid, int64_t px, int64_t qty) {
-    Py_ssize_t i = nb_slot(s, px);
+/* nb_set's rarer cases, out of line: delete the level in slot i (qty == 0), or insert
+   a new level (i < 0). */
+static int nb_set_rare(NbSide *s, int is_bid, int64_t px, int64_t qty, Py_ssize_t i) {
     if (i >= 0) {
-        if (qty) {
-            s->qty[i] = qty;
-        } else {
-            nb_unslot(s, i);
-            s->n--;
-            if (s->has_best && s->best == px) nb_next_best(s, is_bid);
-        }
+        nb_unslot(s, i);
+        s->n--;
+        if (s->has_best && s->best == px) nb_next_best(s, is_bid);
         return 0;
     }
     if (!qty) return 0;
@@ -214,6 +209,17 @@ static inline int nb_set(NbSide *s, int is_bid, int64_t px, int64_t qty) {
         s->best = px;
     }
     return 0;
+}
+
+/* Set the size at px (qty >= 0; 0 deletes the level), as L2Book.apply_level.  0, or -1
+   with MemoryError.  Inlined: most updates change the size of a level that exists. */
+static inline __attribute__((always_inline)) int nb_set(NbSide *s, int is_bid, int64_t px, int64_t qty) {
+    Py_ssize_t i = nb_slot(s, px);
+    if (i >= 0 && qty) {
+        s->qty[i] = qty;
+        return 0;
+    }
+    return nb_set_rare(s, is_bid, px, qty, i);
 }
 
 /* The best price of a side: 1 with *px set, 0 when the side is empty. */
