@@ -264,10 +264,54 @@ typedef struct {
        follows whatever Engine._local held on entry and goes back into it on exit */
     int64_t *rq_when, *rq_row;
     Py_ssize_t rq_cap, rq_head, rq_len;
+    /* the two clocks the loop moves on nearly every row (Engine._now, FillSimulator.now_ns),
+       written to their Python slots only before Python code runs (clock_sync) */
+    int64_t now, sim_now;
+    int now_known, now_dirty, sim_now_dirty;
 } Ctx;
 
+static Ctx *CUR; /* the innermost running loop (run() saves and restores it) */
+
 /* obj.name(*objs, *ints), ints passed as Python ints */
+/* The deferred clock writes, done (Python may read them), and Engine._now forgotten
+   (Python may move it: read it again after). */
+static int clock_sync(void) {
+    Ctx *x = CUR;
+    if (x == NULL) return 0;
+    x->now_known = 0;
+    if (x->now_dirty) {
+        x->now_dirty = 0;
+        if (set_i64(&A_now, x->engine, x->now) < 0) return -1;
+    }
+    if (x->sim_now_dirty) {
+        x->sim_now_dirty = 0;
+        if (set_i64(&A_sim_now, x->sim, x->sim_now) < 0) return -1;
+    }
+    return 0;
+}
+
+/* Engine._now as the loop knows it. */
+static int now_get(Ctx *x, int64_t *now) {
+    if (!x->now_known) {
+        if (get_i64(&A_now, x->engine, &x->now) < 0) return -1;
+        x->now_known = 1;
+    }
+    *now = x->now;
+    return 0;
+}
+
+/* Engine._now = v and FillSimulator.now_ns = v, deferred. */
+static void now_set(Ctx *x, int64_t v) {
+    x->now = v;
+    x->now_known = x->now_dirty = 1;
+}
+static void sim_now_set(Ctx *x, int64_t v) {
+    x->sim_now = v;
+    x->sim_now_dirty = 1;
+}
+
 static int call_method(PyObject *obj, PyObject *name, PyObject **objs, int nobj, const int64_t *ints, int nint) {
+    if (clock_sync() < 0) return -1;
     PyObject *args[8];
     int n = 0;
     args[n++] = obj;
@@ -482,7 +526,7 @@ static int queue_update(Ctx *x, PyObject *mine, int64_t px, int64_t prev, int64_
         PyObject *res = NULL;
         if (traded != NULL) {
             PyObject *args[4] = {ahead, po, q, traded};
-            res = PyObject_Vectorcall(x->on_depth, args, 4, NULL);
+            res = clock_sync() < 0 ? NULL : PyObject_Vectorcall(x->on_depth, args, 4, NULL);
         }
         if (res == NULL || aset(&A_o_ahead, o, res) < 0) rc = -1;
         if (rc == 0) {
@@ -651,7 +695,8 @@ static int sim_on_market(Ctx *x, Py_ssize_t r) {
     int k = x->kind[r];
     if (k == K_DELTA && !odd_levels(x, r)) {
         int64_t n;
-        if (get_i64(&A_st_n, st, &n) < 0 || set_i64(&A_sim_now, x->sim, ts) < 0) return -1;
+        if (get_i64(&A_st_n, st, &n) < 0) return -1;
+        sim_now_set(x, ts);
         PyObject *book = aget(&A_st_book, st);
         if (book == NULL) return -1;
         NativeBook *nbk = native(book);
@@ -700,13 +745,15 @@ static int sim_on_market(Ctx *x, Py_ssize_t r) {
             int done = plain_trade(x, st, side < 0, price, x->c[r]);
             if (done <= 0) return done < 0 ? -1 : call_with_row(x, x->sim, M_on_market, r, NULL, 0);
         }
-        return set_i64(&A_sim_now, x->sim, ts);
+        sim_now_set(x, ts);
+        return 0;
     }
     if (k == K_QUOTE) {
         int seen = get_truth(&A_st_depth_seen, st);
         if (seen < 0) return -1;
         if (!seen) return call_with_row(x, x->sim, M_on_market, r, NULL, 0);
-        return set_i64(&A_sim_now, x->sim, ts);
+        sim_now_set(x, ts);
+        return 0;
     }
     return call_with_row(x, x->sim, M_on_market, r, NULL, 0);
 }
@@ -1387,7 +1434,8 @@ static PyObject *strategy_quotes(Ctx *x, PyObject *rt, PyObject *signals, PyObje
         PyObject *nowo = PyLong_FromLongLong(now);
         if (nowo == NULL) return NULL;
         PyObject *args[3] = {signals, nowo, (PyObject *)b};
-        snap = PyObject_VectorcallMethod(M_snapshot, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        snap = clock_sync() < 0 ? NULL
+                                : PyObject_VectorcallMethod(M_snapshot, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
         Py_DECREF(nowo);
     }
     if (snap == NULL) return NULL;
@@ -1415,7 +1463,8 @@ static PyObject *strategy_quotes(Ctx *x, PyObject *rt, PyObject *signals, PyObje
     PyObject *strategy = aget(&A_rt_strategy, rt);
     if (strategy != NULL) {
         PyObject *args[2] = {strategy, ctx};
-        desired = PyObject_VectorcallMethod(M_quotes, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        desired = clock_sync() < 0 ? NULL
+                                   : PyObject_VectorcallMethod(M_quotes, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
         Py_DECREF(strategy);
     }
     Py_DECREF(ctx);
@@ -1546,7 +1595,9 @@ static int decide(Ctx *x, PyObject *entry, int64_t now) {
         PyObject *actions = NULL;
         if (mido != NULL) {
             PyObject *args[5] = {orders, desired, nowo, mido, budget};
-            actions = PyObject_VectorcallMethod(M_reconcile, args, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            actions = clock_sync() < 0
+                          ? NULL
+                          : PyObject_VectorcallMethod(M_reconcile, args, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
         }
         Py_XDECREF(nowo);
         Py_XDECREF(mido);
@@ -1652,10 +1703,10 @@ static int local_deliver(Ctx *x, int64_t when) {
         x->rq_len--;
     }
     int64_t now;
-    int rc = get_i64(&A_now, x->engine, &now);
+    int rc = now_get(x, &now);
     if (rc == 0 && when > now) {
         now = when;
-        rc = set_i64(&A_now, x->engine, now);
+        now_set(x, now);
     }
     if (rc == 0) rc = item != NULL ? deliver(x, PyTuple_GET_ITEM(item, 1), now) : deliver_row(x, row, now);
     Py_XDECREF(item);
@@ -1692,10 +1743,10 @@ static int advance(Ctx *x, int64_t until) {
         }
         PyObject *item = PyObject_CallOneArg(heappop_fn, x->reports);
         if (item == NULL) return -1;
-        int rc = get_i64(&A_now, x->engine, &now);
+        int rc = now_get(x, &now);
         if (rc == 0 && best > now) {
             now = best;
-            rc = set_i64(&A_now, x->engine, now);
+            now_set(x, now);
         }
         if (rc == 0) {
             PyObject *objs[1] = {PyTuple_GET_ITEM(item, 2)};
@@ -1853,13 +1904,17 @@ static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) 
         Py_ssize_t n = 0;
         int64_t last_ts;
         if (get_i64(&A_last_ts, x.engine, &last_ts) < 0) goto done;
+        Ctx *outer = CUR;
+        CUR = &x;
         int rc = feed(&x, lo, hi, &n, &last_ts);
         /* Engine.feed's finally: the rows still queued, the counts and the last exchange
            time, also after an error */
         PyObject *et, *ev, *tb;
         PyErr_Fetch(&et, &ev, &tb);
         PyObject *counters = aget(&A_counters, x.engine);
-        int ok = local_flush(&x) == 0 && counters && bump(counters, &A_c_events, n) == 0 &&
+        int ok = clock_sync() == 0;
+        CUR = outer;
+        ok = local_flush(&x) == 0 && ok && counters && bump(counters, &A_c_events, n) == 0 &&
                  bump(counters, &A_c_trades, x.trades) == 0 &&
                  bump(counters, &A_c_book_events, x.book_events) == 0 && set_i64(&A_last_ts, x.engine, last_ts) == 0;
         Py_XDECREF(counters);
