@@ -25,7 +25,7 @@ import bisect
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Protocol
 
 __all__ = [
@@ -62,6 +62,8 @@ TAKER = "taker"
 # value with a few decimals stays far inside 50 digits, so no product is ever rounded
 # before the one deliberate quantization.
 _PREC = 50
+_CTX = Context(prec=_PREC, rounding=ROUND_HALF_EVEN)  # fixed: the caller's thread context never leaks in
+_TEN_K = Decimal(10000)
 
 # Decision-side rates (effective fee, improvement) are rounded to this many decimals of a bps.
 _BPS_DIGITS = 9
@@ -131,10 +133,8 @@ def fee_for(notional: Decimal, bps: Decimal | int | float | str, quantum: Decima
     if not notional.is_finite():
         raise ValueError(f"notional is not finite: {notional!r}")
     rate = to_decimal(bps)
-    with localcontext() as ctx:
-        ctx.prec = _PREC
-        raw = notional * rate / Decimal(10000)
-        out = raw.quantize(quantum, rounding=ROUND_HALF_EVEN)
+    raw = _CTX.divide(_CTX.multiply(notional, rate), _TEN_K)
+    out = raw.quantize(quantum, rounding=ROUND_HALF_EVEN, context=_CTX)
     return out.copy_abs() if out == 0 else out  # a rebate that rounds to nothing is 0, not -0
 
 

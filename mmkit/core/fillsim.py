@@ -55,7 +55,7 @@ import math
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
-from decimal import ROUND_CEILING, Decimal, localcontext
+from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Context, Decimal
 from heapq import heappop, heappush
 from typing import Any, Protocol
 
@@ -163,6 +163,9 @@ R_INVALID_SIDE = "invalid_side"
 _NEG = -(1 << 62)  # "no bid of ours": every price is above it
 _POS = 1 << 62  # "no ask of ours"
 _EPS = 1e-9  # float noise allowed when a fractional queue estimate is rounded up to lots
+# fill values: exact for any real grid, only the inverse 1/price rounds (at 1e-50); a fixed
+# context, so the caller's thread context (precision, rounding) never leaks in
+_CTX = Context(prec=50, rounding=ROUND_HALF_EVEN)
 
 
 # ============================================================================= fees
@@ -886,13 +889,11 @@ class FillSimulator:
         o.filled += qty
         if liq == TAKER and self._slip is not None:
             price = self._slipped(price, o.side)
-        with localcontext() as ctx:
-            ctx.prec = 50  # exact for any real grid; only the inverse 1/price rounds (at 1e-50)
-            if st.inverse:
-                usd = Decimal(qty) * st.contract
-                settle = usd / (Decimal(price) * st.tick)
-            else:
-                settle = usd = Decimal(price * qty) * st.unit
+        if st.inverse:
+            usd = _CTX.multiply(Decimal(qty), st.contract)
+            settle = _CTX.divide(usd, _CTX.multiply(Decimal(price), st.tick))
+        else:
+            settle = usd = _CTX.multiply(Decimal(price * qty), st.unit)
         fee = fee_for(settle, self.fees.rate_bps(st.symbol, liq, ts))
         self.fees.record_fill(st.symbol, ts, usd)
         c = self.counters

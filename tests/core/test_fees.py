@@ -244,3 +244,18 @@ def test_property_fee_bias_bounded(volume, thr, imp, cap):
     b = fee_bias(FeeTiers(BYBIT.tiers).status(volume), thr, imp, cap)
     assert 0.0 <= b.ratio <= cap
     assert (b.ratio > 0) == (b.reason == "applied" and b.ratio > 0)
+
+
+def test_fee_for_ignores_the_callers_decimal_context():
+    """The fee math runs in its own fixed context: a caller's low precision or another
+    rounding mode in the thread's context changes nothing."""
+    from decimal import ROUND_DOWN, Decimal, localcontext
+
+    from mmkit.core.fees import fee_for
+
+    cases = [(Decimal("12345.678912345"), "-0.5"), (Decimal("0.00000123"), "2.5"), (Decimal("98765432.1"), "5")]
+    want = [fee_for(n, bps) for n, bps in cases]
+    with localcontext() as ctx:
+        ctx.prec = 4
+        ctx.rounding = ROUND_DOWN
+        assert [fee_for(n, bps) for n, bps in cases] == want
