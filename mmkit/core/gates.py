@@ -75,7 +75,9 @@ class Gate(Protocol):
 
     A gate whose ``on_sent`` does nothing may say so with a class attribute
     ``tracks_sends = False``: ``GateChain`` then does not call it (one Python call less
-    per gate and per action sent)."""
+    per gate and per action sent).  A gate whose ``check`` can never refuse an order, as
+    configured (every limit of a guard off), may say so with ``checks_orders = False``
+    (read once, when the chain is built): the chain then does not ask it."""
 
     def check(self, action: Action, now_ns: int) -> str | None: ...
 
@@ -135,7 +137,8 @@ class GateChain:
     def __init__(self, gates: Iterable[Gate] = ()) -> None:
         self._gates: tuple[Gate, ...] = tuple(gates)
         # Bound methods resolved once: the chain sits on the order manager's hot path.
-        self._checks: tuple[Callable[[Action, int], str | None], ...] = tuple(g.check for g in self._gates)
+        self._checks: tuple[Callable[[Action, int], str | None], ...] = tuple(
+            g.check for g in self._gates if getattr(g, "checks_orders", True))
         self._sents: tuple[Callable[[Action, int], None], ...] = tuple(
             g.on_sent for g in self._gates if getattr(g, "tracks_sends", True))
 

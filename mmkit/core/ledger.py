@@ -131,12 +131,17 @@ def usd_e8(x: Decimal | Fraction | int) -> int:
     return int(Decimal(x).scaleb(8, _EXACT).quantize(_ONE, context=_ROUND))
 
 
-def atto_to_e8(n: int) -> int:
-    """``usd_e8(atto_to_decimal(n))`` with ints: ``n x 1e-18`` in 1e-8 units, half-even."""
-    q, r = divmod(n, _ATTO_PER_E8)
-    if 2 * r > _ATTO_PER_E8 or (2 * r == _ATTO_PER_E8 and q & 1):
+def div_half_even(n: int, d: int) -> int:
+    """``round(Fraction(n, d))`` for ``d > 0`` without a Fraction: nearest, ties to even."""
+    q, r = divmod(n, d)
+    if 2 * r > d or (2 * r == d and q & 1):
         q += 1
     return q
+
+
+def atto_to_e8(n: int) -> int:
+    """``usd_e8(atto_to_decimal(n))`` with ints: ``n x 1e-18`` in 1e-8 units, half-even."""
+    return div_half_even(n, _ATTO_PER_E8)
 
 
 def e8_to_usd(n: int) -> Decimal:
@@ -408,8 +413,7 @@ class _Book:
                 v = self.value_ticks(src // 2)
             elif isinstance(src, int) and self.lin_atto_per_tick is not None:
                 # a half-tick mid: round(Fraction(mid) * face_atto) = src * per / 2, half-even
-                q, r = divmod(src * self.lin_atto_per_tick, 2)
-                v = q + (q & 1) if r else q
+                v = div_half_even(src * self.lin_atto_per_tick, 2)
             else:
                 px = self.mark()
                 assert px is not None
@@ -458,7 +462,7 @@ class _Book:
         aq = abs(q)
         k = min(lots, aq)
         # rule 2: the released basis, rounded half-even to 1 atto (exact when closing all)
-        released = self.basis if k == aq else round(Fraction(self.basis * k, aq))
+        released = self.basis if k == aq else div_half_even(self.basis * k, aq)
         pnl = (k if q > 0 else -k) * v - released
         self.realized += pnl
         rest = lots - k

@@ -268,6 +268,11 @@ class RiskGuard(EventLog):
                 return "risk:max_position"
         return None
 
+    @property
+    def checks_orders(self) -> bool:
+        """False with every limit off (0): nothing can stop or pause orders then."""
+        return self._max_pos_usd > 0 or self._max_dd > 0 or self._pause_dd > 0
+
     tracks_sends = False  # on_sent below does nothing: GateChain does not call it
 
     def on_sent(self, action: Action, now_ns: int) -> None:
@@ -517,6 +522,12 @@ class PositionSkewGuard(EventLog):
         if action.op == OP_CANCEL or action.symbol not in self._frozen:
             return None
         return "pos_skew:freeze" if self._book.increases_risk(action) else None
+
+    @property
+    def checks_orders(self) -> bool:
+        """False with the per-symbol limit off: no symbol is ever frozen (the color limit
+        only biases sizes, it refuses nothing)."""
+        return self._sym_limit > 0
 
     tracks_sends = False  # on_sent below does nothing: GateChain does not call it
 

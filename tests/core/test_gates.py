@@ -85,6 +85,20 @@ def test_gates_that_do_not_track_sends_are_not_told():
     assert not hasattr(Throttle, "tracks_sends") and not hasattr(CircuitBreaker, "tracks_sends")
 
 
+def test_gates_that_check_nothing_are_not_asked():
+    """``checks_orders = False`` (a guard with every limit off) keeps the chain from
+    asking it; on_sent still reaches it, and the default is to ask."""
+
+    class Inert(Fake):
+        checks_orders = False
+
+    inert, live = Inert("never"), Fake(None)
+    chain = GateChain([inert, live])
+    assert chain.check(NEW, T0) is None and inert.checked == [] and live.checked == [NEW]
+    chain.on_sent(NEW, T0)
+    assert inert.sent == [NEW] and live.sent == [NEW]
+
+
 def test_drain_events_merges_in_time_order_and_ties_keep_chain_order():
     a, b = Fake(None, "a"), Fake(None, "b")
     chain = GateChain([a, b, Plain()])

@@ -559,3 +559,15 @@ def test_half_tick_marks_and_int_equity_agree_with_fractions(tick, lot, trades, 
     face_atto = F(D(lot)) * 10**18
     assert b.mark_value() == round(F(mid2, 2) * F(D(tick)) * face_atto)
     assert L._net_e8() == usd_e8(L.net_pnl_exact())
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.integers(-10**30, 10**30), st.integers(1, 10**12))
+def test_div_half_even_is_round_of_the_fraction(n, d):
+    """The books' one rounding (released basis on a partial close, half-tick lot values,
+    equity samples) in ints: the same as Python's half-even ``round`` of the Fraction,
+    ties included (``2n`` over ``2d`` style ties via even denominators)."""
+    from mmkit.core.ledger import div_half_even
+
+    assert div_half_even(n, d) == round(Fraction(n, d))
+    assert div_half_even(2 * n + d, 2 * d) == round(Fraction(2 * n + d, 2 * d))

@@ -318,3 +318,27 @@ def test_property_cancels_and_reducing_orders_pass_every_risk_guard(pos, lot, eq
         reasons = [g.check(a, T0) for g in guards]
         if op == "cancel" or not increases_risk(pos, side, qty):
             assert reasons == [None] * 4, (op, pos, side, qty, reasons)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(-50, 50), st.floats(1.0, 1e6), st.sampled_from([BUY, SELL]),
+                          st.integers(1, 40)), min_size=1, max_size=15))
+def test_guards_with_every_limit_off_refuse_nothing(steps):
+    """``checks_orders`` is False only when the guard can never refuse (so ``GateChain``
+    may skip asking it): with every limit off, no position, mark or equity path makes
+    ``check`` answer anything; any limit on turns it back on."""
+    pos_book = book_with(0, 60.0)
+    risk = RiskGuard(RiskConfig(max_position_usd=0, max_drawdown_pct=0, risk_pause_threshold=0), pos_book,
+                     peak_equity_usd=1000.0)
+    skew = PositionSkewGuard(PosSkewConfig(per_symbol_abs_limit=0, per_color_abs_limit=5.0), pos_book)
+    assert not risk.checks_orders and not skew.checks_orders
+    for i, (pos, equity, side, qty) in enumerate(steps):
+        pos_book.update_position("BTCUSDT", pos, T0 + i)
+        risk.update_equity(equity, T0 + i)
+        action = CreateOrder("c", "BTCUSDT", side, 100, qty)
+        assert risk.check(action, T0 + i) is None and skew.check(action, T0 + i) is None
+    for cfg in (RiskConfig(max_position_usd=1.0, max_drawdown_pct=0, risk_pause_threshold=0),
+                RiskConfig(max_position_usd=0, max_drawdown_pct=0.5, risk_pause_threshold=0),
+                RiskConfig(max_position_usd=0, max_drawdown_pct=0, risk_pause_threshold=0.1)):
+        assert RiskGuard(cfg, book_with()).checks_orders
+    assert PositionSkewGuard(PosSkewConfig(per_symbol_abs_limit=1.0, per_color_abs_limit=0), book_with()).checks_orders
