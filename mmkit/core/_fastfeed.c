@@ -264,6 +264,7 @@ typedef struct {
        follows whatever Engine._local held on entry and goes back into it on exit */
     int64_t *rq_when, *rq_row;
     Py_ssize_t rq_cap, rq_head, rq_len;
+    int dq_drained;
     /* the two clocks the loop moves on nearly every row (Engine._now, FillSimulator.now_ns),
        written to their Python slots only before Python code runs (clock_sync) */
     int64_t now, sim_now;
@@ -383,8 +384,11 @@ static int deque_head(PyObject *dq, int64_t *t) {
    call's ring.  Nothing else touches Engine._local while the loop runs (Engine.feed and
    Engine._advance are its only other users), so the order is the one feed() keeps. */
 static int local_head(Ctx *x, int64_t *t) {
-    int rc = deque_head(x->local, t);
-    if (rc != 0) return rc;
+    if (!x->dq_drained) { /* once empty, Engine._local stays empty until this call returns */
+        int rc = deque_head(x->local, t);
+        if (rc != 0) return rc;
+        x->dq_drained = 1;
+    }
     if (x->rq_len == 0) return 0;
     *t = x->rq_when[x->rq_head];
     return 1;
@@ -1692,7 +1696,7 @@ static int deliver(Ctx *x, PyObject *item, int64_t now) {
 static int local_deliver(Ctx *x, int64_t when) {
     PyObject *item = NULL;
     Py_ssize_t row = -1;
-    Py_ssize_t queued = PyObject_Length(x->local);
+    Py_ssize_t queued = x->dq_drained ? 0 : PyObject_Length(x->local);
     if (queued < 0) return -1;
     if (queued > 0) {
         item = PyObject_CallNoArgs(x->popleft);
