@@ -45,7 +45,7 @@ from mmkit.core.ledger import Ledger
 from mmkit.core.orders import Budget, OrderManager
 from mmkit.core.risk import PositionBook
 from mmkit.core.signals import LN2, SymbolSignals, make_signal_snapshot
-from mmkit.core.stats import OrderRecord
+from mmkit.core.stats import OrderRecord, make_order_record
 from mmkit.core.strategy import FixedStrategy, Strategy, make_desired_quote, make_quote_context
 from mmkit.core.types import (
     Ack,
@@ -693,12 +693,10 @@ class Engine:
         if live is None:
             return
         symbol, side, created, qty = live
-        self._records[cid] = OrderRecord(
-            client_id=cid, symbol=symbol, side=side, created_ns=created, placed_ns=order.placed_ns,
-            done_ns=now, qty_lots=order.qty, filled_lots=order.filled,
-            canceled=order.state == OrderState.CANCELED, rejected=order.state == OrderState.REJECTED,
-            replaces=self._replaces.pop(cid, 0),
-        )
+        state = order.state
+        self._records[cid] = make_order_record(cid, symbol, side, created, order.placed_ns, now, order.qty,
+                                               order.filled, state == OrderState.CANCELED,
+                                               state == OrderState.REJECTED, self._replaces.pop(cid, 0))
 
     # ------------------------------------------------------------------ results
     def _result(self, end: int) -> EngineResult:

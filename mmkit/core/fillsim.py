@@ -90,15 +90,15 @@ from mmkit.core.types import (
     OP_AMEND,
     OP_CANCEL,
     OP_CREATE,
-    Ack,
     Action,
     AmendOrder,
     CancelOrder,
-    Canceled,
     CreateOrder,
-    Fill,
     Reject,
     VenueReport,
+    make_ack,
+    make_canceled,
+    make_fill,
 )
 
 __all__ = [
@@ -757,7 +757,7 @@ class FillSimulator:
         self._live[cid] = o
         self._rest(st, o, ts)
         self.counters.acks += 1
-        self._emit(ts, Ack(ts, cid, OP_CREATE, o.price, o.qty), OP_CREATE)
+        self._emit(ts, make_ack(ts, cid, OP_CREATE, o.price, o.qty), OP_CREATE)
 
     def _on_amend(self, a: AmendOrder, ts: int) -> None:
         cid = a.client_id
@@ -790,7 +790,7 @@ class FillSimulator:
         else:
             o.qty = a.qty  # same price, same or smaller size: keeps its place
         self.counters.acks += 1
-        self._emit(ts, Ack(ts, cid, OP_AMEND, o.price, o.qty), OP_AMEND)
+        self._emit(ts, make_ack(ts, cid, OP_AMEND, o.price, o.qty), OP_AMEND)
 
     def _on_cancel(self, a: CancelOrder, ts: int) -> None:
         cid = a.client_id
@@ -801,7 +801,7 @@ class FillSimulator:
         self._unrest(self._syms[o.symbol], o)
         self._done(o)
         self.counters.cancels += 1
-        self._emit(ts, Canceled(ts, cid, a.reason or "canceled"), OP_CANCEL)
+        self._emit(ts, make_canceled(ts, cid, a.reason or "canceled"), OP_CANCEL)
 
     def _take(self, st: _Sym, o: _Order, ts: int, op: str) -> None:
         """``o`` crosses on arrival (not post-only): walk the opposite levels up to its
@@ -821,7 +821,7 @@ class FillSimulator:
             self._rest(st, o, ts)
         if rem or op == OP_AMEND:
             self.counters.acks += 1
-            self._emit(ts, Ack(ts, o.cid, op, o.price, o.qty), op)
+            self._emit(ts, make_ack(ts, o.cid, op, o.price, o.qty), op)
         for p, take in plan:
             self._fill(st, o, take, p, TAKER, ts, op)
         if not rem:
@@ -903,7 +903,7 @@ class FillSimulator:
             c.maker_fills += 1
         else:
             c.taker_fills += 1
-        self._emit(ts, Fill(ts, o.cid, o.symbol, o.side, price, qty, liq, fee, o.filled), op)
+        self._emit(ts, make_fill(ts, o.cid, o.symbol, o.side, price, qty, liq, fee, o.filled), op)
         if o.resting and o.filled >= o.qty:
             self._unrest(st, o)
             self._done(o)

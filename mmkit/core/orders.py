@@ -72,6 +72,8 @@ from mmkit.core.types import (
     OrderState,
     Reject,
     VenueReport,
+    make_cancel_order,
+    make_create_order,
 )
 
 __all__ = [
@@ -545,7 +547,7 @@ class OrderManager:
 
     # ------------------------------------------------------------------ sending
     def _send_cancel(self, o: _Live, reason: str, now_ns: int, out: list[Action]) -> None:
-        a = CancelOrder(o.client_id, self.symbol, reason)
+        a = make_cancel_order(o.client_id, self.symbol, reason)
         if self._gate is not None:
             self._gate.on_sent(a, now_ns)
         if o.attached:
@@ -574,7 +576,7 @@ class OrderManager:
             c.budget_capped += 1
             return None
         cid = self._id_base + str(self._seq)
-        a = CreateOrder(cid, self.symbol, q.side, q.price, q.qty, self.params.post_only, q.level)
+        a = make_create_order(cid, self.symbol, q.side, q.price, q.qty, self.params.post_only, q.level)
         gate = self._gate
         if gate is not None:
             why = gate.check(a, now_ns)
@@ -668,7 +670,7 @@ class OrderManager:
         units = q.qty if self._inverse else q.price * q.qty
         fits = cap is None or self._tot[si] + units <= cap
         if fits and gate is not None:
-            probe = CreateOrder(self._id_base + str(self._seq), self.symbol, q.side, q.price, q.qty,
+            probe = make_create_order(self._id_base + str(self._seq), self.symbol, q.side, q.price, q.qty,
                                 self.params.post_only, q.level)
             why = gate.check(probe, now_ns)
             if why is not None:

@@ -32,7 +32,7 @@ Pure: stdlib only, no I/O, no clock.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from decimal import Decimal
 from fractions import Fraction
@@ -99,6 +99,33 @@ class OrderRecord:
     def was_placed(self) -> bool:
         """Acknowledged by the venue (an order that filled before its ack counts too)."""
         return self.placed_ns > 0 or self.filled_lots > 0
+
+
+class _OrderRecordBuilder:
+    # The engine records every order once it ends; a frozen dataclass with keywords costs
+    # ~2.5 us, this ~0.4 us (the ``core.events`` relabeling trick; tests check the slots).
+    __slots__ = ("client_id", "symbol", "side", "created_ns", "placed_ns", "done_ns", "qty_lots", "filled_lots",
+                 "canceled", "rejected", "replaces")
+
+    def __init__(self, client_id: str, symbol: str, side: int, created_ns: int, placed_ns: int, done_ns: int,
+                 qty_lots: int, filled_lots: int, canceled: bool, rejected: bool, replaces: int) -> None:
+        self.client_id = client_id
+        self.symbol = symbol
+        self.side = side
+        self.created_ns = created_ns
+        self.placed_ns = placed_ns
+        self.done_ns = done_ns
+        self.qty_lots = qty_lots
+        self.filled_lots = filled_lots
+        self.canceled = canceled
+        self.rejected = rejected
+        self.replaces = replaces
+        self.__class__ = OrderRecord  # type: ignore[assignment]
+
+
+make_order_record: Callable[[str, str, int, int, int, int, int, int, bool, bool, int], OrderRecord] = \
+    _OrderRecordBuilder  # type: ignore[assignment]
+"""Positional builder returning a real ``OrderRecord`` (every field given)."""
 
 
 # ----------------------------------------------------------------------------- the report

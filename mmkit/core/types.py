@@ -8,6 +8,7 @@ never reads a clock).  ``side`` is ``BUY`` (+1) or ``SELL`` (-1) from ``core.eve
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -34,6 +35,11 @@ __all__ = [
     "OP_CREATE",
     "OP_AMEND",
     "OP_CANCEL",
+    "make_create_order",
+    "make_cancel_order",
+    "make_ack",
+    "make_fill",
+    "make_canceled",
 ]
 
 OP_CREATE = "create"
@@ -223,3 +229,80 @@ class Canceled:
 
 
 VenueReport = Ack | Reject | Fill | Canceled
+
+
+# ----------------------------------------------------------------------------- fast builders
+# The order manager and the fill simulator make one action and one or two reports per
+# order; a frozen dataclass ``__init__`` costs ~1 us (``object.__setattr__`` per field),
+# these ~0.3 us.  Same relabeling trick as ``core.events``: a plain slotted class with the
+# dataclass's slots in the same order sets them, then becomes the real class (tests check
+# the slots match).  Positional, every field given.
+class _CreateOrderBuilder:
+    __slots__ = ("client_id", "symbol", "side", "price", "qty", "post_only", "level")
+
+    def __init__(self, client_id: str, symbol: str, side: int, price: int, qty: int, post_only: bool,
+                 level: int) -> None:
+        self.client_id = client_id
+        self.symbol = symbol
+        self.side = side
+        self.price = price
+        self.qty = qty
+        self.post_only = post_only
+        self.level = level
+        self.__class__ = CreateOrder  # type: ignore[assignment]
+
+
+class _CancelOrderBuilder:
+    __slots__ = ("client_id", "symbol", "reason")
+
+    def __init__(self, client_id: str, symbol: str, reason: str) -> None:
+        self.client_id = client_id
+        self.symbol = symbol
+        self.reason = reason
+        self.__class__ = CancelOrder  # type: ignore[assignment]
+
+
+class _AckBuilder:
+    __slots__ = ("ts", "client_id", "op", "price", "qty")
+
+    def __init__(self, ts: int, client_id: str, op: str, price: int, qty: int) -> None:
+        self.ts = ts
+        self.client_id = client_id
+        self.op = op
+        self.price = price
+        self.qty = qty
+        self.__class__ = Ack  # type: ignore[assignment]
+
+
+class _FillBuilder:
+    __slots__ = ("ts", "client_id", "symbol", "side", "price", "qty", "liquidity", "fee", "cum_qty")
+
+    def __init__(self, ts: int, client_id: str, symbol: str, side: int, price: int, qty: int, liquidity: str,
+                 fee: Decimal, cum_qty: int) -> None:
+        self.ts = ts
+        self.client_id = client_id
+        self.symbol = symbol
+        self.side = side
+        self.price = price
+        self.qty = qty
+        self.liquidity = liquidity
+        self.fee = fee
+        self.cum_qty = cum_qty
+        self.__class__ = Fill  # type: ignore[assignment]
+
+
+class _CanceledBuilder:
+    __slots__ = ("ts", "client_id", "reason")
+
+    def __init__(self, ts: int, client_id: str, reason: str) -> None:
+        self.ts = ts
+        self.client_id = client_id
+        self.reason = reason
+        self.__class__ = Canceled  # type: ignore[assignment]
+
+
+make_create_order: Callable[[str, str, int, int, int, bool, int], CreateOrder] = _CreateOrderBuilder  # type: ignore[assignment]
+make_cancel_order: Callable[[str, str, str], CancelOrder] = _CancelOrderBuilder  # type: ignore[assignment]
+make_ack: Callable[[int, str, str, int, int], Ack] = _AckBuilder  # type: ignore[assignment]
+make_fill: Callable[[int, str, str, int, int, int, str, Decimal, int], Fill] = _FillBuilder  # type: ignore[assignment]
+make_canceled: Callable[[int, str, str], Canceled] = _CanceledBuilder  # type: ignore[assignment]
