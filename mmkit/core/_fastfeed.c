@@ -1002,7 +1002,7 @@ static Attr *DECIDE_ATTRS[] = {
     &A_lo_state, &A_lo_priced, &A_lo_qty, &A_lo_filled, &A_lo_ref_mid, &A_q_price, &A_q_side, &A_q_level, &A_q_qty,
     &A_q_symbol, NULL};
 
-static PyObject *M_quotes, *M_reconcile, *M_send, *M_advance, *M_mark_positions, *M_snapshot;
+static PyObject *M_quotes, *M_reconcile, *M_reconcile_slow, *M_send, *M_advance, *M_mark_positions, *M_snapshot;
 
 #define EXACT_DBL ((int64_t)1 << 53)
 #define FOREVER ((int64_t)1 << 62)
@@ -1062,8 +1062,9 @@ static int int_ge_dbl(int64_t diff, double r) {
 }
 
 /* OrderManager._nothing_to_do(desired, now, mid, maxlv) for a manager whose budget did not
-   change and has no detached order.  1 = nothing to do, 0 = not known to be (Python
-   decides), -1 = error. */
+   change and has no detached order.  1 = nothing to do, 0 = something to do (the Python
+   method answers False: _reconcile_slow runs next), 2 = not known (a value the C reading
+   does not cover: OrderManager.reconcile decides), -1 = error. */
 /* One desired quote as the reconcile fast path reads it (symbol: a new reference). */
 typedef struct {
     int64_t side, level, price, qty;
@@ -1106,7 +1107,7 @@ static int nothing_to_do(Ctx *x, PyObject *om, const Want *w, Py_ssize_t nq, int
     if (sym == NULL) goto error;
     if (!PyTuple_CheckExact(att) || PyTuple_GET_SIZE(att) != 2 || !PyList_CheckExact(PyTuple_GET_ITEM(att, 0)) ||
         !PyList_CheckExact(PyTuple_GET_ITEM(att, 1)))
-        goto done;
+        goto unsure;
     int r;
     if ((r = rd_i64(&A_om_max_levels, om, &maxlv)) != 1 || (r = rd_i64(&A_om_tail_thr, om, &tail_thr)) != 1 ||
         (r = rd_i64(&A_om_min_tib, om, &min_tib)) != 1)
@@ -1147,7 +1148,7 @@ static int nothing_to_do(Ctx *x, PyObject *om, const Want *w, Py_ssize_t nq, int
         if (!resting || !same_str(q->symbol, sym)) goto done;
         if ((r = rd_i64(&A_lo_priced, o, &priced)) != 1) goto read_fail;
         int64_t age;
-        if (__builtin_sub_overflow(now, priced, &age)) goto done;
+        if (__builtin_sub_overflow(now, priced, &age)) goto unsure;
         if (age >= tail_thr) goto done;
         if (op == qp) {
             if ((r = rd_i64(&A_lo_qty, o, &oqty)) != 1 || (r = rd_i64(&A_lo_filled, o, &filled)) != 1) goto read_fail;
@@ -1180,12 +1181,13 @@ static int nothing_to_do(Ctx *x, PyObject *om, const Want *w, Py_ssize_t nq, int
                     refd = dist = 0.0;
                 }
                 Py_DECREF(ref);
-                if (!known) goto done;
+                if (!known) goto unsure;
                 if (refd > 0 && fabs(dist) * 10000.0 >= drift * refd) goto done;
             }
-            if (op > EXACT_DBL || op < -EXACT_DBL || qp > EXACT_DBL) goto done;
+            if (op > EXACT_DBL || op < -EXACT_DBL || qp > EXACT_DBL) goto unsure;
             int ge = int_ge_dbl(qp - op, thr * (double)op);
-            if (ge != 0) goto done; /* >= (a replace), or unsure */
+            if (ge == 2) goto unsure;
+            if (ge != 0) goto done; /* >= : a replace */
         }
         /* the order rests at another price but is held: it must rest at no other desired
            price of its side (the full pass would re-match it) */
@@ -1209,6 +1211,8 @@ static int nothing_to_do(Ctx *x, PyObject *om, const Want *w, Py_ssize_t nq, int
                 int b = a == 1 ? PyObject_RichCompareBool(PyList_GET_ITEM(tot, 1), cap, Py_LE) : a;
                 if (b < 0) rc = -1;
                 else rc = a == 1 && b == 1;
+            } else {
+                rc = 2;
             }
             Py_DECREF(tot);
         }
@@ -1217,6 +1221,8 @@ static int nothing_to_do(Ctx *x, PyObject *om, const Want *w, Py_ssize_t nq, int
     goto done;
 read_fail:
     if (r < 0) goto error;
+unsure:
+    rc = 2;
     goto done;
 error:
     rc = -1;
@@ -1559,6 +1565,7 @@ static int decide(Ctx *x, PyObject *entry, int64_t now) {
         if (native_q == 0) wants_clear(w, nw), nw = 0;
     }
     PyObject *result = NULL, *desired = NULL, *orders = NULL, *budget = NULL;
+    int slow = 0;
     if (!native_q) {
         desired = strategy_quotes(x, rt, signals, lbook, b, now, bid, ask);
         if (desired == NULL) return -1;
@@ -1583,6 +1590,7 @@ static int decide(Ctx *x, PyObject *entry, int64_t now) {
                 Py_ssize_t nd = 0;
                 ntd = wants_read(desired, dw, &nd);
                 if (ntd == 1) ntd = nothing_to_do(x, orders, dw, nd, now, mid_floor);
+                else if (ntd == 0) ntd = 2; /* quotes the C reading does not cover */
                 wants_clear(dw, nd);
             }
             if (ntd < 0) goto out;
@@ -1591,17 +1599,17 @@ static int decide(Ctx *x, PyObject *entry, int64_t now) {
                 result = Py_None;
                 goto out;
             }
+            slow = ntd == 0; /* what reconcile would run next */
         }
     }
     if (native_q && (desired = wants_list(x, w, nw)) == NULL) goto out;
     {
         PyObject *nowo = PyLong_FromLongLong(now), *mido = nowo ? PyLong_FromLongLong(mid_floor) : NULL;
         PyObject *actions = NULL;
-        if (mido != NULL) {
+        if (mido != NULL && clock_sync() == 0) {
             PyObject *args[5] = {orders, desired, nowo, mido, budget};
-            actions = clock_sync() < 0
-                          ? NULL
-                          : PyObject_VectorcallMethod(M_reconcile, args, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+            actions = slow ? PyObject_VectorcallMethod(M_reconcile_slow, args, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL)
+                           : PyObject_VectorcallMethod(M_reconcile, args, 5 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
         }
         Py_XDECREF(nowo);
         Py_XDECREF(mido);
@@ -1969,6 +1977,7 @@ PyMODINIT_FUNC PyInit__fastfeed(void) {
     for (Attr **a = DECIDE_ATTRS; *a != NULL; a++)
         if (((*a)->name = intern((*a)->text)) == NULL) return NULL;
     if ((M_quotes = intern("quotes")) == NULL || (M_reconcile = intern("reconcile")) == NULL ||
+        (M_reconcile_slow = intern("_reconcile_slow")) == NULL ||
         (M_send = intern("_send")) == NULL || (M_advance = intern("advance")) == NULL ||
         (M_mark_positions = intern("_mark_positions")) == NULL || (M_snapshot = intern("snapshot")) == NULL)
         return NULL;
