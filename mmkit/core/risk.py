@@ -399,6 +399,13 @@ class IntradayCapsGuard(EventLog):
             return None
         return self._blocked[0]
 
+    @property
+    def checks_orders(self) -> bool:
+        """False with every cap off: nothing ever blocks.  The day roll ``check`` would do
+        happens anyway at the next update or ``state`` (each rolls first), with the same
+        origin: the PnL only changes in ``update_pnl``, after its own roll."""
+        return self._pnl_stop > 0 or self._turnover_cap > 0 or self._vol_cap > 0
+
     tracks_sends = False  # on_sent below does nothing: GateChain does not call it
 
     def on_sent(self, action: Action, now_ns: int) -> None:

@@ -342,3 +342,31 @@ def test_guards_with_every_limit_off_refuse_nothing(steps):
                 RiskConfig(max_position_usd=0, max_drawdown_pct=0, risk_pause_threshold=0.1)):
         assert RiskGuard(cfg, book_with()).checks_orders
     assert PositionSkewGuard(PosSkewConfig(per_symbol_abs_limit=1.0, per_color_abs_limit=0), book_with()).checks_orders
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["pnl", "turnover", "vol", "check", "state"]), st.floats(-1e5, 1e5),
+                          st.integers(0, 3 * DAY_NS // SEC)), min_size=1, max_size=25))
+def test_intraday_caps_off_checks_nothing_and_skipping_check_changes_nothing(steps):
+    """Every cap off: ``checks_orders`` is False, ``check`` never blocks, and a guard whose
+    ``check`` is never called (the chain skips it) reports the same day figures and events
+    as one asked before every order (the day roll happens at the next update or state)."""
+    cfg = IntradayCapsConfig(daily_pnl_stop=0, daily_turnover_cap=0, daily_vol_cap=0)
+    asked, skipped = IntradayCapsGuard(cfg, book_with(), T0), IntradayCapsGuard(cfg, book_with(), T0)
+    assert not asked.checks_orders and not skipped.checks_orders
+    now = T0
+    for kind, value, dt in sorted(steps, key=lambda s: s[2]):
+        now = T0 + dt * SEC
+        for g in (asked, skipped):
+            if kind == "pnl":
+                g.update_pnl(value, now)
+            elif kind == "turnover":
+                g.add_turnover(value, now)
+            elif kind == "vol":
+                g.update_vol(abs(value) % 50, now)
+        if kind == "check":
+            assert asked.check(buy(), now) is None
+        if kind == "state":
+            assert asked.state(now) == skipped.state(now)
+    assert asked.state(now) == skipped.state(now) and asked.drain_events() == skipped.drain_events() == []
+    assert IntradayCapsGuard(IntradayCapsConfig(daily_turnover_cap=5.0), book_with(), T0).checks_orders
