@@ -187,6 +187,7 @@ static Py_ssize_t get_len(Attr *a, PyObject *obj) {
 }
 
 ATTR(A_now, "_now");
+ATTR(A_e_seq, "_seq");
 ATTR(A_paused, "paused");
 ATTR(A_last_ts, "_last_ts");
 ATTR(A_counters, "counters");
@@ -233,7 +234,7 @@ ATTR(A_m_pending, "_pending");
 ATTR(A_m_mid2, "_mid2");
 
 static Attr *ALL_ATTRS[] = {
-    &A_now, &A_paused, &A_last_ts, &A_counters, &A_c_events, &A_c_trades, &A_c_book_events,
+    &A_now, &A_e_seq, &A_paused, &A_last_ts, &A_counters, &A_c_events, &A_c_trades, &A_c_book_events,
     &A_sig_last_mid2, &A_sig_vol, &A_sig_intensity, &A_sig_markouts, &A_rt_last_mid2,
     &A_rt_next_decision, &A_led_next_due, &A_lb_mark_src, &A_lb_mark_px, &A_lb_mark_v, &A_lb_mark_ts, &A_st_n,
     &A_st_book, &A_st_bids, &A_st_asks, &A_st_max_bid, &A_st_min_ask, &A_st_used_bid, &A_st_used_ask,
@@ -258,7 +259,7 @@ typedef struct {
     int cross_fills;
     Py_ssize_t trades, book_events;
     /* decisions */
-    int stock_decide, stock_alloc, plain_trades;
+    int stock_decide, stock_alloc, plain_trades, stock_collect;
     PyObject *make_snapshot, *make_context, *make_desired, *st_open, *st_partial;
     /* the rows this call queued for local delivery: a ring of (local time, row) that
        follows whatever Engine._local held on entry and goes back into it on exit */
@@ -465,6 +466,7 @@ static int odd_levels(Ctx *x, Py_ssize_t r) {
 
 static PyTypeObject *NB_TYPE; /* mmkit.core._nbook.NativeBook, set at import */
 static PyObject *heappop_fn;   /* heapq.heappop (the engine's report heap) */
+static PyObject *heappush_fn;  /* heapq.heappush */
 
 /* The NativeBook behind a book object (Engine.feed_rows makes every book native). */
 static NativeBook *native(PyObject *book) {
@@ -1727,6 +1729,51 @@ static int local_deliver(Ctx *x, int64_t when) {
 
 /* ------------------------------------------------------------------ the loop */
 
+/* Engine._collect after a simulator step that produced reports: with the stock
+   FillSimulator.drain_reports and Engine._push_reports, the same steps here (the
+   simulator's heap sorted by delivery time and production order, emptied, each report
+   pushed onto the engine's heap with the engine's next sequence number); else the
+   Python method. */
+static int collect(Ctx *x) {
+    PyObject *heap = x->sim_reports;
+    Py_ssize_t n = PyList_GET_SIZE(heap);
+    if (n == 0) return 0;
+    if (!x->stock_collect) return call_method(x->engine, M_collect, NULL, 0, NULL, 0);
+    if (PyList_Sort(heap) < 0) return -1;
+    PyObject *out = PyList_GetSlice(heap, 0, n);
+    if (out == NULL) return -1;
+    int64_t seq = 0;
+    int rc = PyList_SetSlice(heap, 0, n, NULL) < 0 || get_i64(&A_e_seq, x->engine, &seq) < 0 ? -1 : 0;
+    int64_t seq0 = seq;
+    for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
+        PyObject *it = PyList_GET_ITEM(out, i);
+        if (!PyTuple_CheckExact(it) || PyTuple_GET_SIZE(it) != 3) {
+            PyErr_SetString(PyExc_TypeError, "simulator reports must be (deliver_ns, seq, report) tuples");
+            rc = -1;
+            break;
+        }
+        seq++;
+        PyObject *so = PyLong_FromLongLong(seq);
+        PyObject *entry = so ? PyTuple_Pack(3, PyTuple_GET_ITEM(it, 0), so, PyTuple_GET_ITEM(it, 2)) : NULL;
+        Py_XDECREF(so);
+        PyObject *res = entry ? PyObject_CallFunctionObjArgs(heappush_fn, x->reports, entry, NULL) : NULL;
+        Py_XDECREF(entry);
+        if (res == NULL) rc = -1;
+        Py_XDECREF(res);
+    }
+    Py_DECREF(out);
+    if (seq != seq0) { /* Engine._seq counts every push made, also before an error */
+        PyObject *et, *ev, *tb;
+        PyErr_Fetch(&et, &ev, &tb);
+        if (set_i64(&A_e_seq, x->engine, seq) < 0) rc = -1;
+        if (et != NULL) {
+            PyErr_Clear();
+            PyErr_Restore(et, ev, tb);
+        }
+    }
+    return rc;
+}
+
 /* Engine._advance(until): every exchange arrival, report and local delivery due at or
    before `until`, earliest first; ties: arrivals, then reports, then market deliveries.
    Arrivals and reports go to their Python methods, local deliveries run here. */
@@ -1745,8 +1792,7 @@ static int advance(Ctx *x, int64_t until) {
         int64_t now;
         if (h_arr && t_arr == best) {
             if (call_method(x->sim, M_process_arrivals, NULL, 0, &best, 1) < 0) return -1;
-            if (PyList_GET_SIZE(x->sim_reports) > 0 && call_method(x->engine, M_collect, NULL, 0, NULL, 0) < 0)
-                return -1;
+            if (collect(x) < 0) return -1;
             continue;
         }
         if (!(h_rep && t_rep == best)) {
@@ -1810,7 +1856,7 @@ static int feed(Ctx *x, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t *n, int64_t *la
         /* FillSimulator.on_market: the arrivals due by ts first (Python), then the event */
         if (rc && h <= ts && call_method(x->sim, M_process_arrivals, NULL, 0, &ts, 1) < 0) return -1;
         if (sim_on_market(x, r) < 0) return -1;
-        if (PyList_GET_SIZE(x->sim_reports) > 0 && call_method(x->engine, M_collect, NULL, 0, NULL, 0) < 0) return -1;
+        if (collect(x) < 0) return -1;
         if (local_push(x, x->rts[r] - x->shift, r) < 0) return -1;
         if (ts > *last_ts) *last_ts = ts;
     }
@@ -1827,9 +1873,9 @@ static int bump(PyObject *counters, Attr *a, Py_ssize_t v) {
 
 static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 7 || !PyTuple_CheckExact(args[2]) || PyTuple_GET_SIZE(args[2]) != 21 || !PyTuple_CheckExact(args[3]) ||
+    if (nargs != 7 || !PyTuple_CheckExact(args[2]) || PyTuple_GET_SIZE(args[2]) != 22 || !PyTuple_CheckExact(args[3]) ||
         PyTuple_GET_SIZE(args[3]) != 8 || !PyTuple_CheckExact(args[4]) || PyTuple_GET_SIZE(args[4]) != 2) {
-        PyErr_SetString(PyExc_TypeError, "run(engine, sim, ctx[21], cols[8], levels[2], lo, hi)");
+        PyErr_SetString(PyExc_TypeError, "run(engine, sim, ctx[22], cols[8], levels[2], lo, hi)");
         return NULL;
     }
     Ctx x;
@@ -1858,12 +1904,13 @@ static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) 
     x.st_partial = PyTuple_GET_ITEM(ctx, 18);
     x.plain_trades = PyObject_IsTrue(PyTuple_GET_ITEM(ctx, 19));
     x.make_desired = PyTuple_GET_ITEM(ctx, 20);
+    x.stock_collect = PyObject_IsTrue(PyTuple_GET_ITEM(ctx, 21));
     Py_ssize_t lo = PyLong_AsSsize_t(args[5]), hi = PyLong_AsSsize_t(args[6]);
     if (PyErr_Occurred()) return NULL;
     if (!PyTuple_CheckExact(x.runtimes) || !PyTuple_CheckExact(x.sims) ||
         PyTuple_GET_SIZE(x.runtimes) != PyTuple_GET_SIZE(x.sims) || !PyList_CheckExact(x.reports) ||
         !PyList_CheckExact(x.arrivals) || !PyList_CheckExact(x.sim_reports) || x.cross_fills < 0 || x.interval < 0 ||
-        x.stock_decide < 0 || x.stock_alloc < 0 || x.plain_trades < 0) {
+        x.stock_decide < 0 || x.stock_alloc < 0 || x.plain_trades < 0 || x.stock_collect < 0) {
         PyErr_SetString(PyExc_TypeError, "run: bad context");
         return NULL;
     }
@@ -1961,8 +2008,9 @@ PyMODINIT_FUNC PyInit__fastfeed(void) {
     PyObject *heapq = PyImport_ImportModule("heapq");
     if (heapq == NULL) return NULL;
     heappop_fn = PyObject_GetAttrString(heapq, "heappop"); /* kept for the process */
+    heappush_fn = heappop_fn ? PyObject_GetAttrString(heapq, "heappush") : NULL;
     Py_DECREF(heapq);
-    if (heappop_fn == NULL) return NULL;
+    if (heappop_fn == NULL || heappush_fn == NULL) return NULL;
     PyObject *nbmod = PyImport_ImportModule("mmkit.core._nbook");
     if (nbmod == NULL) return NULL;
     NB_TYPE = (PyTypeObject *)PyObject_GetAttrString(nbmod, "NativeBook"); /* kept for the process */

@@ -383,7 +383,8 @@ class Engine:
         ctx = (tuple(runtimes), tuple(sims), rows.event, self.shift, self.interval_ns, bool(sim._cross_fills),
                self._local, self._reports, sim._arrivals, sim._reports, self.ledger, sim._on_depth, LN2,
                stock_decide, type(self.allocator) is Allocator, make_signal_snapshot, make_quote_context,
-               OrderState.OPEN, OrderState.PARTIALLY_FILLED, not sim._touch and not sim._toxic, make_desired_quote)
+               OrderState.OPEN, OrderState.PARTIALLY_FILLED, not sim._touch and not sim._toxic, make_desired_quote,
+               _stock_collect(self))
         return n + _feed_rows(self, sim, ctx, rows.columns, rows.levels, lo, hi)  # type: ignore[misc]
 
     def close(self) -> EngineResult:
@@ -716,8 +717,19 @@ class Engine:
 
 
 _STOCK = (Engine._decide, SymbolSignals.snapshot, OrderManager.reconcile, OrderManager._nothing_to_do,
-          FixedStrategy.quotes, FixedStrategy.prices, FixedStrategy._sized, Engine._mark_positions)
+          FixedStrategy.quotes, FixedStrategy.prices, FixedStrategy._sized, Engine._mark_positions, Engine._collect,
+          Engine._push_reports)
 """The methods the compiled loop mirrors, as defined here (a patched one runs in Python)."""
+
+
+def _stock_collect(engine: Engine) -> bool:
+    """Whether the compiled loop may move the simulator's reports onto the engine's heap
+    itself: ``Engine._collect``, ``Engine._push_reports`` and ``FillSimulator.drain_reports``
+    are the stock ones."""
+    from mmkit.core.fillsim import STOCK_DRAIN, FillSimulator
+
+    return (type(engine)._collect is _STOCK[8] and type(engine)._push_reports is _STOCK[9]
+            and FillSimulator.drain_reports is STOCK_DRAIN)
 
 
 def _fixed_terms(rt: SymbolRuntime) -> tuple[int, ...] | None:

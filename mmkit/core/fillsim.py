@@ -1106,3 +1106,7 @@ def _check_order(side: int, price: int, qty: int) -> str:
     if isinstance(qty, bool) or not isinstance(qty, int) or qty <= 0:
         return R_INVALID_QTY
     return ""
+
+
+STOCK_DRAIN = FillSimulator.drain_reports
+"""``drain_reports`` as defined here: the compiled engine loop mirrors it while it is the one in use."""

@@ -446,6 +446,37 @@ def test_the_fixed_strategy_quotes_in_the_loop(tmp_path: Path, monkeypatch: pyte
     assert again == out and calls["quotes"] == out["counters"]["decisions"]
 
 
+def test_a_patched_collect_is_honored(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The loop moves the simulator's reports onto the engine's heap itself while
+    ``Engine._collect`` is the stock one (it is then never called from the loop), and
+    calls a patched one instead: same results either way."""
+    calls = {"collect": 0}
+    real = engine_mod.Engine._collect
+
+    def counting(self: Any) -> None:
+        calls["collect"] += 1
+        real(self)
+
+    cache = synth_cache(tmp_path, 6000)
+    monkeypatch.setattr(engine_mod.Engine, "_send", _count_sends(engine_mod.Engine._send))
+    out = outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5)
+    sends = _count_sends.n
+    assert out["counters"]["creates"] > 20 and calls["collect"] == 0
+    monkeypatch.setattr(engine_mod.Engine, "_collect", counting)
+    again = outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5)
+    assert again == out and calls["collect"] > sends  # _send's own calls, and the loop's
+
+
+def _count_sends(real: Any) -> Any:
+    _count_sends.n = 0  # type: ignore[attr-defined]
+
+    def send(self: Any, rt: Any, actions: Any, now: int) -> None:
+        _count_sends.n += 1  # type: ignore[attr-defined]
+        real(self, rt, actions, now)
+
+    return send
+
+
 @pytest.mark.parametrize("fixed", [
     {"half_spread_ticks": 2.5, "skew_ticks": 0.3333333, "order_qty": 0.003, "max_position": 0.0171},
     {"half_spread_ticks": 0.7, "skew_ticks": 0.0, "order_qty": 0.01, "max_position": 0.05},
