@@ -106,6 +106,7 @@ _EXACT = Context(prec=100, rounding=ROUND_HALF_EVEN, traps=[Inexact])
 _ROUND = Context(prec=100, rounding=ROUND_HALF_EVEN)
 _ZERO = Decimal(0)
 _ONE = Decimal(1)
+_TWO = Decimal(2)
 
 
 def atto_to_decimal(n: int) -> Decimal:
@@ -492,7 +493,7 @@ class Ledger:
     """
 
     __slots__ = ("_books", "equity_interval_ms", "_interval_ns", "_next_due", "_eq_ts", "_eq_e8", "_ex_e8",
-                 "_seen", "_peak_ex", "_days")
+                 "_seen", "_peak_ex", "_peak_e2", "_days")
 
     def __init__(self, instruments: Mapping[str, Instrument], equity_interval_ms: int = 1000) -> None:
         if isinstance(equity_interval_ms, bool) or not isinstance(equity_interval_ms, int) or equity_interval_ms <= 0:
@@ -510,6 +511,7 @@ class Ledger:
         self._ex_e8: list[int] = []
         self._seen: set[tuple[str, int]] = set()
         self._peak_ex = _ZERO
+        self._peak_e2: int | None = 0  # the peak as twice its atto value, when known exactly as an int
         # utc_day -> [fills, turnover_usd, fees_usd, rebates_usd] (exact Decimals)
         self._days: dict[int, list] = {}
 
@@ -568,9 +570,7 @@ class Ledger:
             day[2] = _EXACT.add(day[2], fee_usd)
         else:
             day[3] = _EXACT.add(day[3], fee_usd)
-        ex = self._exposure()
-        if ex > self._peak_ex:
-            self._peak_ex = ex
+        self._track_exposure()
         return True
 
     def mark(self, symbol: str, mid: int | Decimal, ts_ns: int) -> None:
@@ -619,11 +619,8 @@ class Ledger:
             return 0
         step = self._interval_ns
         n = (ts_ns - nd) // step + 1
-        ex = self._exposure()
-        if ex > self._peak_ex:
-            self._peak_ex = ex
+        ex8 = self._track_exposure()
         eq8 = self._net_e8()
-        ex8 = usd_e8(ex)
         self._eq_ts.extend(range(nd, nd + n * step, step))
         self._eq_e8.extend([eq8] * n)
         self._ex_e8.extend([ex8] * n)
@@ -646,6 +643,40 @@ class Ledger:
                 return usd_e8(self.net_pnl_exact())
             total += b.net_settle()
         return atto_to_e8(total)
+
+    def _exposure_e2(self) -> int | None:
+        """Twice the gross exposure in atto USD as an int, when every book is linear with an
+        int-grid lot value and an int mark (``|qty| x mark_src x per``: ``mark_src`` is twice
+        the mid in ticks); None otherwise (the Decimal path then)."""
+        total = 0
+        for b in self._books.values():
+            q = b.qty
+            if q:
+                per, src = b.lin_atto_per_tick, b.mark_src
+                if per is None or src.__class__ is not int:
+                    return None
+                total += (q if q > 0 else -q) * src * per
+        return total
+
+    def _track_exposure(self) -> int:
+        """The peak exposure updated with the current one; returns the current one in 1e-8
+        USD (``usd_e8(_exposure())``), in ints when ``_exposure_e2`` can say it."""
+        e2 = self._exposure_e2()
+        if e2 is None:
+            ex = self._exposure()
+            if ex > self._peak_ex:
+                self._peak_ex = ex
+                self._peak_e2 = None
+            return usd_e8(ex)
+        peak = self._peak_e2
+        if peak is None or e2 > peak:
+            ex = _EXACT.divide(atto_to_decimal(e2), _TWO)
+            if ex > self._peak_ex:
+                self._peak_ex = ex
+                self._peak_e2 = e2
+            elif ex == self._peak_ex:
+                self._peak_e2 = e2
+        return div_half_even(e2, 2 * _ATTO_PER_E8)
 
     def _exposure(self) -> Decimal:
         return self._sum(_Book.exposure_usd)

@@ -571,3 +571,41 @@ def test_div_half_even_is_round_of_the_fraction(n, d):
 
     assert div_half_even(n, d) == round(Fraction(n, d))
     assert div_half_even(2 * n + d, 2 * d) == round(Fraction(2 * n + d, 2 * d))
+
+
+class _DecimalExposure(Ledger):
+    """A ledger whose exposure always takes the Decimal path (the reference)."""
+
+    __slots__ = ()
+
+    def _exposure_e2(self) -> None:
+        return None
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["fill", "mid2", "mark", "dmark", "sample"]), st.sampled_from(["A", "B"]),
+                          st.sampled_from([BUY, SELL]), st.integers(1, 40), st.integers(1, 10**6)),
+                min_size=1, max_size=40))
+def test_int_exposure_path_matches_the_decimal_one(steps):
+    """Equity samples' exposure and the peak exposure, computed in ints while every book
+    is linear with an int mark, equal the Decimal path's (forced by a ledger whose int
+    path is off), through fills, int and half-tick marks and Decimal marks."""
+    insts = {"A": Instrument("A", D("0.1"), D("0.001")), "B": Instrument("B", D("0.5"), D("0.003"))}
+    fast, slow = Ledger(insts), _DecimalExposure(insts)
+    t = 0
+    for i, (kind, sym, side, qty, px) in enumerate(steps):
+        t += 400_000_000
+        for L in (fast, slow):
+            if kind == "fill":
+                L.on_fill(fill(sym, side, px, qty, fee="0.01", ts=t, cid=f"c{i}"))
+            elif kind == "mid2":
+                L.mark_mid2(sym, 2 * px + (qty % 2), t)
+            elif kind == "mark":
+                L.mark(sym, px, t)
+            elif kind == "dmark":
+                L.mark(sym, D(px) / 7, t)
+            else:
+                L.sample(t)
+        assert fast._peak_ex == slow._peak_ex
+    assert fast._ex_e8 == slow._ex_e8 and fast._eq_e8 == slow._eq_e8
+    assert fast.peak_exposure_exact() == slow.peak_exposure_exact()
