@@ -217,6 +217,8 @@ ATTR(A_st_depth_seen, "depth_seen");
 ATTR(A_sim_now, "now_ns");
 ATTR(A_o_ahead, "ahead");
 ATTR(A_o_traded, "traded");
+ATTR(A_o_qty, "qty");
+ATTR(A_o_filled, "filled");
 ATTR(A_ti_last_ts, "last_ts");
 ATTR(A_ti_half_life, "half_life_ns");
 ATTR(A_ti_count, "_count");
@@ -238,7 +240,8 @@ static Attr *ALL_ATTRS[] = {
     &A_sig_last_mid2, &A_sig_vol, &A_sig_intensity, &A_sig_markouts, &A_rt_last_mid2,
     &A_rt_next_decision, &A_led_next_due, &A_lb_mark_src, &A_lb_mark_px, &A_lb_mark_v, &A_lb_mark_ts, &A_st_n,
     &A_st_book, &A_st_bids, &A_st_asks, &A_st_max_bid, &A_st_min_ask, &A_st_used_bid, &A_st_used_ask,
-    &A_st_depth_seen, &A_sim_now, &A_o_ahead, &A_o_traded, &A_ti_last_ts, &A_ti_half_life, &A_ti_count, &A_ti_buy,
+    &A_st_depth_seen, &A_sim_now, &A_o_ahead, &A_o_traded, &A_o_qty, &A_o_filled, &A_ti_last_ts, &A_ti_half_life,
+    &A_ti_count, &A_ti_buy,
     &A_ti_sell, &A_ti_trades, &A_v_last_ts, &A_v_half_life, &A_v_last_log_mid, &A_v_var_sum, &A_v_weight,
     &A_v_samples, &A_v_rejected, &A_m_pending, &A_m_mid2, NULL};
 
@@ -467,6 +470,7 @@ static int odd_levels(Ctx *x, Py_ssize_t r) {
 static PyTypeObject *NB_TYPE; /* mmkit.core._nbook.NativeBook, set at import */
 static PyObject *heappop_fn;   /* heapq.heappop (the engine's report heap) */
 static PyObject *heappush_fn;  /* heapq.heappush */
+static PyObject *M_fill, *S_maker, *S_fill; /* FillSimulator._fill and its liquidity and op strings */
 
 /* The NativeBook behind a book object (Engine.feed_rows makes every book native). */
 static NativeBook *native(PyObject *book) {
@@ -625,13 +629,24 @@ static int crossing(NativeBook *b, PyObject *st) {
    1 = done here, 0 = the print may fill or is not this plain case (Python does all of
    it), -1 = error. */
 #define TRADE_ORDERS_CAP 16
-static int plain_trade(Ctx *x, PyObject *st, int hit_bids, int64_t p, int64_t qty) {
+static int rd_i64(Attr *a, PyObject *obj, int64_t *out);
+
+#define TRADE_PRICES_CAP 8
+
+/* FillSimulator._trade for a print that reaches our orders (no touch fills, no toxic
+   sweeps, int queue estimates): our prices at or through the print, most aggressive
+   first; at a price the print went through every order's queue is gone, at the print's
+   price the queue ahead goes first; once the print got past it an order fills
+   (FillSimulator._fill, Python).  1 = done, 0 = Python does the whole print (nothing
+   written), -1 = error. */
+static int plain_trade(Ctx *x, PyObject *st, int hit_bids, int64_t p, int64_t qty, int64_t ts) {
     if (!x->plain_trades) return 0;
     PyObject *mine = aget(hit_bids ? &A_st_bids : &A_st_asks, st);
     if (mine == NULL) return -1;
-    int rc = 1;
-    PyObject *orders = NULL;
-    if (!PyDict_CheckExact(mine)) rc = 0;
+    int rc = PyDict_CheckExact(mine) ? 1 : 0;
+    int64_t prices[TRADE_PRICES_CAP];
+    PyObject *lists[TRADE_PRICES_CAP];
+    int np = 0;
     Py_ssize_t pos = 0;
     PyObject *k, *v;
     while (rc == 1 && PyDict_Next(mine, &pos, &k, &v)) {
@@ -639,56 +654,98 @@ static int plain_trade(Ctx *x, PyObject *st, int hit_bids, int64_t p, int64_t qt
         if (q == -1 && PyErr_Occurred()) {
             PyErr_Clear();
             rc = 0;
-        } else if (hit_bids ? q > p : q < p) {
-            rc = 0; /* the print went through one of our prices: that order fills */
-        } else if (q == p) {
-            orders = v;
-        }
-    }
-    if (rc == 1 && orders != NULL && PyList_CheckExact(orders) && PyList_GET_SIZE(orders) > 0) {
-        Py_ssize_t n = PyList_GET_SIZE(orders);
-        int64_t ahead[TRADE_ORDERS_CAP], traded[TRADE_ORDERS_CAP];
-        int set_ahead[TRADE_ORDERS_CAP];
-        int64_t left = qty, consumed = 0;
-        if (n > TRADE_ORDERS_CAP) rc = 0;
-        for (Py_ssize_t i = 0; rc == 1 && i < n; i++) {
-            PyObject *o = PyList_GET_ITEM(orders, i);
-            PyObject *ao = aget(&A_o_ahead, o), *to = ao ? aget(&A_o_traded, o) : NULL;
-            if (to == NULL) {
-                Py_XDECREF(ao);
-                rc = -1;
-                break;
-            }
-            if (!PyLong_CheckExact(ao) || !PyLong_CheckExact(to)) rc = 0; /* a fractional queue estimate */
-            int64_t a = rc == 1 ? as_i64(ao) : 0, t = rc == 1 ? as_i64(to) : 0;
-            Py_DECREF(ao);
-            Py_DECREF(to);
-            if (rc != 1) break;
-            if (PyErr_Occurred() || __builtin_add_overflow(t, qty, &traded[i])) {
-                PyErr_Clear();
-                rc = 0;
-                break;
-            }
-            set_ahead[i] = a != 0;
-            ahead[i] = a;
-            if (a) {
-                int64_t need = a - consumed;
-                if (need > 0) {
-                    int64_t take = left < need ? left : need;
-                    left -= take;
-                    consumed += take;
+        } else if (hit_bids ? q >= p : q <= p) {
+            if (np == TRADE_PRICES_CAP || !PyList_CheckExact(v)) rc = 0;
+            else {
+                int at = np++; /* insertion sort, most aggressive first (_trade's sorted order) */
+                while (at > 0 && (hit_bids ? prices[at - 1] < q : prices[at - 1] > q)) {
+                    prices[at] = prices[at - 1];
+                    lists[at] = lists[at - 1];
+                    at--;
                 }
-                a -= consumed;
-                ahead[i] = a > 0 ? a : 0;
+                prices[at] = q;
+                lists[at] = v;
             }
-            if (left > 0) rc = 0; /* this order fills */
-        }
-        for (Py_ssize_t i = 0; rc == 1 && i < n; i++) {
-            PyObject *o = PyList_GET_ITEM(orders, i);
-            if (set_i64(&A_o_traded, o, traded[i]) < 0 || (set_ahead[i] && set_i64(&A_o_ahead, o, ahead[i]) < 0))
-                rc = -1;
         }
     }
+    /* _trade walks a copy of each price's orders (a complete fill removes the order) */
+    PyObject *snaps[TRADE_PRICES_CAP] = {NULL};
+    for (int pi = 0; rc == 1 && pi < np; pi++) {
+        snaps[pi] = PyList_GetSlice(lists[pi], 0, PyList_GET_SIZE(lists[pi]));
+        if (snaps[pi] == NULL) rc = -1;
+        else if (PyList_GET_SIZE(snaps[pi]) > TRADE_ORDERS_CAP) rc = 0;
+    }
+    /* first the checks (nothing written: a 0 hands the whole print to Python) */
+    for (int pi = 0; rc == 1 && pi < np; pi++) {
+        for (Py_ssize_t i = 0; rc == 1 && i < PyList_GET_SIZE(snaps[pi]); i++) {
+            PyObject *o = PyList_GET_ITEM(snaps[pi], i);
+            PyObject *ao = aget(&A_o_ahead, o), *to = ao ? aget(&A_o_traded, o) : NULL;
+            PyObject *qo = to ? aget(&A_o_qty, o) : NULL, *fo = qo ? aget(&A_o_filled, o) : NULL;
+            if (fo == NULL) rc = -1;
+            else if (!PyLong_CheckExact(ao) || !PyLong_CheckExact(to) || !PyLong_CheckExact(qo) ||
+                     !PyLong_CheckExact(fo))
+                rc = 0; /* a fractional queue estimate */
+            else {
+                int64_t t = as_i64(to), sum;
+                (void)as_i64(ao), (void)as_i64(qo), (void)as_i64(fo);
+                if (PyErr_Occurred() || __builtin_add_overflow(t, qty, &sum)) {
+                    PyErr_Clear();
+                    rc = 0;
+                }
+            }
+            Py_XDECREF(ao);
+            Py_XDECREF(to);
+            Py_XDECREF(qo);
+            Py_XDECREF(fo);
+        }
+    }
+    int64_t left = qty;
+    for (int pi = 0; rc == 1 && pi < np; pi++) {
+        int64_t q = prices[pi], consumed = 0;
+        int through = q != p;
+        for (Py_ssize_t i = 0; rc == 1 && i < PyList_GET_SIZE(snaps[pi]); i++) {
+            PyObject *o = PyList_GET_ITEM(snaps[pi], i);
+            int64_t a, t, oq, of;
+            if (rd_i64(&A_o_ahead, o, &a) != 1 || rd_i64(&A_o_traded, o, &t) != 1 ||
+                rd_i64(&A_o_qty, o, &oq) != 1 || rd_i64(&A_o_filled, o, &of) != 1) {
+                rc = -1; /* checked above: only an error gets here */
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "an order changed under a print");
+                break;
+            }
+            int64_t rem = oq - of;
+            if (through) {
+                if (set_i64(&A_o_ahead, o, 0) < 0) rc = -1; /* the print is past our price */
+            } else {
+                if (set_i64(&A_o_traded, o, t + qty) < 0) rc = -1;
+                if (rc == 1 && a) {
+                    int64_t need = a - consumed;
+                    if (need > 0) {
+                        int64_t take = left < need ? left : need;
+                        left -= take;
+                        consumed += take;
+                    }
+                    a -= consumed;
+                    if (set_i64(&A_o_ahead, o, a > 0 ? a : 0) < 0) rc = -1;
+                }
+            }
+            if (rc == 1 && left > 0) {
+                int64_t f = rem < left ? rem : left;
+                left -= f;
+                PyObject *fq = PyLong_FromLongLong(f), *pp = fq ? PyLong_FromLongLong(q) : NULL,
+                         *tso = pp ? PyLong_FromLongLong(ts) : NULL, *res = NULL;
+                if (tso != NULL && clock_sync() == 0) {
+                    PyObject *args[8] = {x->sim, st, o, fq, pp, S_maker, tso, S_fill};
+                    res = PyObject_VectorcallMethod(M_fill, args, 8 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+                }
+                Py_XDECREF(fq);
+                Py_XDECREF(pp);
+                Py_XDECREF(tso);
+                if (res == NULL) rc = -1;
+                Py_XDECREF(res);
+            }
+        }
+    }
+    for (int pi = 0; pi < np; pi++) Py_XDECREF(snaps[pi]);
     Py_DECREF(mine);
     return rc;
 }
@@ -747,11 +804,11 @@ static int sim_on_market(Ctx *x, Py_ssize_t r) {
             if (get_i64(&A_st_min_ask, st, &lim) < 0) return -1;
             reach = price >= lim;
         }
+        sim_now_set(x, ts); /* FillSimulator.on_market sets it before _trade */
         if (reach) {
-            int done = plain_trade(x, st, side < 0, price, x->c[r]);
+            int done = plain_trade(x, st, side < 0, price, x->c[r], ts);
             if (done <= 0) return done < 0 ? -1 : call_with_row(x, x->sim, M_on_market, r, NULL, 0);
         }
-        sim_now_set(x, ts);
         return 0;
     }
     if (k == K_QUOTE) {
@@ -2011,6 +2068,8 @@ PyMODINIT_FUNC PyInit__fastfeed(void) {
     heappush_fn = heappop_fn ? PyObject_GetAttrString(heapq, "heappush") : NULL;
     Py_DECREF(heapq);
     if (heappop_fn == NULL || heappush_fn == NULL) return NULL;
+    if ((M_fill = intern("_fill")) == NULL || (S_maker = intern("maker")) == NULL || (S_fill = intern("fill")) == NULL)
+        return NULL;
     PyObject *nbmod = PyImport_ImportModule("mmkit.core._nbook");
     if (nbmod == NULL) return NULL;
     NB_TYPE = (PyTypeObject *)PyObject_GetAttrString(nbmod, "NativeBook"); /* kept for the process */

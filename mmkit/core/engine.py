@@ -383,7 +383,7 @@ class Engine:
         ctx = (tuple(runtimes), tuple(sims), rows.event, self.shift, self.interval_ns, bool(sim._cross_fills),
                self._local, self._reports, sim._arrivals, sim._reports, self.ledger, sim._on_depth, LN2,
                stock_decide, type(self.allocator) is Allocator, make_signal_snapshot, make_quote_context,
-               OrderState.OPEN, OrderState.PARTIALLY_FILLED, not sim._touch and not sim._toxic, make_desired_quote,
+               OrderState.OPEN, OrderState.PARTIALLY_FILLED, _plain_trades(sim), make_desired_quote,
                _stock_collect(self))
         return n + _feed_rows(self, sim, ctx, rows.columns, rows.levels, lo, hi)  # type: ignore[misc]
 
@@ -720,6 +720,15 @@ _STOCK = (Engine._decide, SymbolSignals.snapshot, OrderManager.reconcile, OrderM
           FixedStrategy.quotes, FixedStrategy.prices, FixedStrategy._sized, Engine._mark_positions, Engine._collect,
           Engine._push_reports)
 """The methods the compiled loop mirrors, as defined here (a patched one runs in Python)."""
+
+
+def _plain_trades(sim: Any) -> bool:
+    """Whether the compiled loop may run ``FillSimulator._trade`` for a print at our price
+    itself (no touch fills or toxic sweeps, the stock ``_trade``; its fills still go to
+    ``FillSimulator._fill``)."""
+    from mmkit.core.fillsim import STOCK_TRADE, FillSimulator
+
+    return not sim._touch and not sim._toxic and FillSimulator._trade is STOCK_TRADE
 
 
 def _stock_collect(engine: Engine) -> bool:

@@ -1110,3 +1110,5 @@ def _check_order(side: int, price: int, qty: int) -> str:
 
 STOCK_DRAIN = FillSimulator.drain_reports
 """``drain_reports`` as defined here: the compiled engine loop mirrors it while it is the one in use."""
+STOCK_TRADE = FillSimulator._trade
+"""``_trade`` as defined here: the compiled engine loop mirrors it for prints at our price."""

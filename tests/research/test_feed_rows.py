@@ -513,25 +513,39 @@ def test_random_decision_settings_agree(tmp_path: Path, monkeypatch: pytest.Monk
     assert_same(synth_cache(folder, 2500, seed=seed), loaded, monkeypatch, seed=seed, decision_interval_ms=interval)
 
 
-def test_prints_at_our_price_that_fill_nothing_stay_in_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A print at our best price that only eats the queue ahead of us (an int queue
-    estimate) is done in C; one that fills or goes through our price goes to
-    FillSimulator._trade: fewer Python calls, the same results (test_queue_models covers
-    the fractional estimates of the prob_* models, which go to Python)."""
+def test_prints_at_our_price_stay_in_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A print at our best price (an int queue estimate) is done in C, the queue ahead
+    and, once past it, the fills (``FillSimulator._fill``, Python); one that goes through
+    our price goes to ``FillSimulator._trade``: fewer Python calls, the same results
+    (test_queue_models covers the fractional estimates of the prob_* models, which go to
+    Python).  A patched ``_trade`` is honored: the loop then hands it every print."""
+    from mmkit.core.events import Trade
     from mmkit.core.fillsim import FillSimulator
 
-    real = FillSimulator._trade
-    calls: list[int] = []
+    real_trade, real_market = FillSimulator._trade, FillSimulator.on_market
+    trades: list[int] = []
+    markets: list[int] = []
 
-    def counting(self: Any, st: Any, ev: Any, hit_bids: bool) -> None:
-        calls.append(ev.ts)
-        real(self, st, ev, hit_bids)
+    def counting_trade(self: Any, st: Any, ev: Any, hit_bids: bool) -> None:
+        trades.append(ev.ts)
+        real_trade(self, st, ev, hit_bids)
 
-    monkeypatch.setattr(FillSimulator, "_trade", counting)
+    def counting_market(self: Any, ev: Any) -> None:
+        if type(ev) is Trade:
+            markets.append(ev.ts)
+        real_market(self, ev)
+
+    monkeypatch.setattr(FillSimulator, "on_market", counting_market)
     cache = synth_cache(tmp_path, 8000)
     fast = outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5)
-    in_c = len(calls)
-    calls.clear()
+    handed_over = len(markets)
     pure = outcome(cache, config(tmp_path), False, monkeypatch, decision_interval_ms=5)
     assert fast == pure and fast["counters"]["fills"] > 0
-    assert 0 < in_c < len(calls)
+    monkeypatch.setattr(FillSimulator, "_trade", counting_trade)
+    trades.clear()
+    assert outcome(cache, config(tmp_path), False, monkeypatch, decision_interval_ms=5) == pure
+    reaching = len(trades)
+    assert 0 <= handed_over < reaching  # prints that reach our orders, most of them in C
+    trades.clear()
+    assert outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5) == pure
+    assert len(trades) == reaching
