@@ -11,18 +11,24 @@ the event rebuilt (Engine._row_event):
 
   done here                                  handed to the Python method
   -----------------------------------------  ---------------------------------------------
-  local FIFO order and the local clock       Engine._advance (an arrival or report is due)
-  a delta on the sim book (native), with     FillSimulator.on_market (a print that fills
-    the queue ahead of our orders              or goes through our price, a fractional
-    (queue.on_depth)                           queue estimate, a quote before depth,
-  trades/quotes reaching no order of ours;     snapshots, gaps, negative sizes),
-    a print at our price that fills nothing    FillSimulator._check_cross
-  a delta on the local book (native)         Engine._collect (reports to schedule)
+  the local FIFO (a ring of row numbers,     FillSimulator.process_arrivals (arrivals due,
+    back into Engine._local on return) and     also before a market event), Engine._on_report
+    the clocks (written to Engine._now and
+    FillSimulator.now_ns before Python runs)
+  Engine._collect's steps (the sim's         (a patched _collect, drain_reports or
+    reports onto the engine's report heap)     _push_reports)
+  a delta on the sim book (native), with     FillSimulator.on_market (a fractional queue
+    the queue ahead of our orders              estimate, a quote before depth, snapshots,
+    (queue.on_depth)                           gaps, negative sizes), FillSimulator._fill
+  trades/quotes reaching no order of ours;     (each fill: the exact fee),
+    FillSimulator._trade's steps for a print   FillSimulator._check_cross
+    at or through our prices
+  a delta on the local book (native)         Engine._on_local_market (anything else)
   SymbolSignals.on_touch/on_trade (EWMA vol, MarkoutTracker.on_mid/advance (a markout
     trade intensity, the last mid)             matures), Ledger.sample (an equity point)
-  Ledger.mark_mid2                           the strategy's quotes, a reconcile with work,
-  a decision's own steps (see decide below)    Engine._send, Engine._mark_positions
-                                             Engine._on_local_market (anything else)
+  Ledger.mark_mid2                           another strategy's quotes, a reconcile with
+  a decision's own steps (see decide below),   work, Engine._send, Engine._mark_positions
+    the stock fixed strategy's quotes          (the mid moved)
 
 Float arithmetic is written in the Python expressions' order (IEEE doubles, libm log and
 exp as math.log/math.exp use), so results are bit-identical; tests run backtests both
@@ -31,8 +37,11 @@ their slot offsets (resolved per type on first use), others through getattr.
 
 run(engine, sim, ctx, cols, levels, lo, hi) -> rows consumed
   ctx = (runtimes, sim_syms, materialize, shift_ns, interval_ns, cross_fills, local,
-         reports, arrivals, sim_reports, ledger, on_depth, ln2)
-    runtimes  per symbol id: (rt, book, signals, ledger_book) or None (not traded)
+         reports, arrivals, sim_reports, ledger, on_depth, ln2, stock_decide, stock_alloc,
+         make_signal_snapshot, make_quote_context, OPEN, PARTIALLY_FILLED, plain_trades,
+         make_desired_quote, stock_collect)  (Engine.feed_rows builds it)
+    runtimes  per symbol id: (rt, book, signals, ledger_book, stock_orders, fixed_terms)
+              or None (not traded)
     sim_syms  per symbol id: the simulator's per-symbol state or None
   cols, levels: the cache's 8 event columns and 2 level columns (buffers).
   Pure: no I/O. */

@@ -21,10 +21,12 @@ Everything it produced is in ``EngineResult``; the research layer turns that int
 
 ``feed_rows`` is ``feed`` over a columnar source (the cache), with the loop compiled
 (``mmkit.core._fastfeed``): the steps that only move book, queue, signal and mark state,
-and a decision's own steps around the strategy, run in C on the same Python objects (the
-books native, ``NativeL2Book``); every other step calls the Python method ``feed`` would
-call, so there is one implementation of each rule and the results are byte-identical
-(tests/research/test_feed_rows.py runs every scenario both ways).
+a print's walk through the queues at our prices, the reports' move to the engine's heap,
+and a decision's own steps around the strategy (and the stock ``fixed`` strategy itself)
+run in C on the same Python objects (the books native, ``NativeL2Book``); every other step
+calls the Python method ``feed`` would call (``_STOCK`` lists the mirrored ones: a patched
+one runs in Python), so there is one implementation of each rule and the results are
+byte-identical (tests/research/test_feed_rows.py runs every scenario both ways).
 """
 
 from __future__ import annotations
