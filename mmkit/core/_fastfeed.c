@@ -638,8 +638,6 @@ static int crossing(NativeBook *b, PyObject *st) {
    1 = done here, 0 = the print may fill or is not this plain case (Python does all of
    it), -1 = error. */
 #define TRADE_ORDERS_CAP 16
-static int rd_i64(Attr *a, PyObject *obj, int64_t *out);
-
 #define TRADE_PRICES_CAP 8
 
 /* FillSimulator._trade for a print that reaches our orders (no touch fills, no toxic
@@ -684,28 +682,27 @@ static int plain_trade(Ctx *x, PyObject *st, int hit_bids, int64_t p, int64_t qt
         if (snaps[pi] == NULL) rc = -1;
         else if (PyList_GET_SIZE(snaps[pi]) > TRADE_ORDERS_CAP) rc = 0;
     }
-    /* first the checks (nothing written: a 0 hands the whole print to Python) */
+    /* first the reads and checks (nothing written: a 0 hands the whole print to Python);
+       a fill changes only its own order, so the values read here hold for the walk */
+    int64_t vals[TRADE_PRICES_CAP][TRADE_ORDERS_CAP][4]; /* ahead, traded, qty, filled */
     for (int pi = 0; rc == 1 && pi < np; pi++) {
         for (Py_ssize_t i = 0; rc == 1 && i < PyList_GET_SIZE(snaps[pi]); i++) {
             PyObject *o = PyList_GET_ITEM(snaps[pi], i);
-            PyObject *ao = aget(&A_o_ahead, o), *to = ao ? aget(&A_o_traded, o) : NULL;
-            PyObject *qo = to ? aget(&A_o_qty, o) : NULL, *fo = qo ? aget(&A_o_filled, o) : NULL;
-            if (fo == NULL) rc = -1;
-            else if (!PyLong_CheckExact(ao) || !PyLong_CheckExact(to) || !PyLong_CheckExact(qo) ||
-                     !PyLong_CheckExact(fo))
-                rc = 0; /* a fractional queue estimate */
-            else {
-                int64_t t = as_i64(to), sum;
-                (void)as_i64(ao), (void)as_i64(qo), (void)as_i64(fo);
-                if (PyErr_Occurred() || __builtin_add_overflow(t, qty, &sum)) {
-                    PyErr_Clear();
-                    rc = 0;
-                }
+            PyObject *got[4] = {aget(&A_o_ahead, o), NULL, NULL, NULL};
+            if (got[0]) got[1] = aget(&A_o_traded, o);
+            if (got[1]) got[2] = aget(&A_o_qty, o);
+            if (got[2]) got[3] = aget(&A_o_filled, o);
+            if (got[3] == NULL) rc = -1;
+            for (int f = 0; rc == 1 && f < 4; f++) {
+                if (!PyLong_CheckExact(got[f])) rc = 0; /* a fractional queue estimate */
+                else vals[pi][i][f] = as_i64(got[f]);
             }
-            Py_XDECREF(ao);
-            Py_XDECREF(to);
-            Py_XDECREF(qo);
-            Py_XDECREF(fo);
+            int64_t sum;
+            if (rc == 1 && (PyErr_Occurred() || __builtin_add_overflow(vals[pi][i][1], qty, &sum))) {
+                PyErr_Clear();
+                rc = 0;
+            }
+            for (int f = 0; f < 4; f++) Py_XDECREF(got[f]);
         }
     }
     int64_t left = qty;
@@ -714,14 +711,7 @@ static int plain_trade(Ctx *x, PyObject *st, int hit_bids, int64_t p, int64_t qt
         int through = q != p;
         for (Py_ssize_t i = 0; rc == 1 && i < PyList_GET_SIZE(snaps[pi]); i++) {
             PyObject *o = PyList_GET_ITEM(snaps[pi], i);
-            int64_t a, t, oq, of;
-            if (rd_i64(&A_o_ahead, o, &a) != 1 || rd_i64(&A_o_traded, o, &t) != 1 ||
-                rd_i64(&A_o_qty, o, &oq) != 1 || rd_i64(&A_o_filled, o, &of) != 1) {
-                rc = -1; /* checked above: only an error gets here */
-                if (!PyErr_Occurred()) PyErr_SetString(PyExc_RuntimeError, "an order changed under a print");
-                break;
-            }
-            int64_t rem = oq - of;
+            int64_t a = vals[pi][i][0], t = vals[pi][i][1], rem = vals[pi][i][2] - vals[pi][i][3];
             if (through) {
                 if (set_i64(&A_o_ahead, o, 0) < 0) rc = -1; /* the print is past our price */
             } else {

@@ -41,6 +41,7 @@ from typing import Any, Protocol
 from mmkit.core.allocator import Allocation, Allocator, AllocatorInputs, SymbolInputs
 from mmkit.core.book import L2Book, NativeL2Book
 from mmkit.core.events import BookDelta, BookSnapshot, Quote, SeqGap, Trade
+from mmkit.core.fillsim import FillSimulator
 from mmkit.core.gates import GateChain
 from mmkit.core.instruments import Instrument
 from mmkit.core.ledger import Ledger
@@ -326,8 +327,6 @@ class Engine:
         active, and the parts are the ones it mirrors (this ``Engine``, the
         ``FillSimulator``, ``L2Book`` or ``NativeL2Book`` and ``SymbolSignals`` per symbol,
         the ``Ledger``)."""
-        from mmkit.core.fillsim import FillSimulator
-
         if _feed_rows is None or type(self) is not Engine or type(self.venue) is not FillSimulator:
             return False
         if type(self.ledger) is not Ledger or not set(self.rt) <= set(self.ledger._books):
@@ -380,13 +379,12 @@ class Engine:
             sims[i] = sim._syms.get(sym)
         # the loop mirrors _decide's own steps and SymbolSignals.snapshot (and reconcile's
         # fast path per stock order manager): only while those are the stock methods
-        stock_decide = (type(self)._decide is _STOCK[0] and SymbolSignals.snapshot is _STOCK[1]
-                        and type(self)._mark_positions is _STOCK[7])
+        stock_decide = _stock(Engine, "_decide", "_mark_positions") and _stock(SymbolSignals, "snapshot")
         ctx = (tuple(runtimes), tuple(sims), rows.event, self.shift, self.interval_ns, bool(sim._cross_fills),
                self._local, self._reports, sim._arrivals, sim._reports, self.ledger, sim._on_depth, LN2,
                stock_decide, type(self.allocator) is Allocator, make_signal_snapshot, make_quote_context,
                OrderState.OPEN, OrderState.PARTIALLY_FILLED, _plain_trades(sim), make_desired_quote,
-               _stock_collect(self))
+               _stock(Engine, "_collect", "_push_reports") and _stock(FillSimulator, "drain_reports"))
         return n + _feed_rows(self, sim, ctx, rows.columns, rows.levels, lo, hi)  # type: ignore[misc]
 
     def close(self) -> EngineResult:
@@ -718,29 +716,30 @@ class Engine:
                             self.rt, list(events), list(self._trace))
 
 
-_STOCK = (Engine._decide, SymbolSignals.snapshot, OrderManager.reconcile, OrderManager._nothing_to_do,
-          FixedStrategy.quotes, FixedStrategy.prices, FixedStrategy._sized, Engine._mark_positions, Engine._collect,
-          Engine._push_reports)
+def _methods(*owners_names: tuple[type, tuple[str, ...]]) -> dict[str, Callable[..., Any]]:
+    return {f"{cls.__name__}.{name}": getattr(cls, name) for cls, names in owners_names for name in names}
+
+
+_STOCK: dict[str, Callable[..., Any]] = _methods(
+    (Engine, ("_decide", "_mark_positions", "_collect", "_push_reports")),
+    (SymbolSignals, ("snapshot",)),
+    (OrderManager, ("reconcile", "_nothing_to_do")),
+    (FixedStrategy, ("quotes", "prices", "_sized")),
+    (FillSimulator, ("drain_reports", "_trade")),
+)
 """The methods the compiled loop mirrors, as defined here (a patched one runs in Python)."""
+
+
+def _stock(cls: type, *names: str) -> bool:
+    """Whether ``cls``'s methods ``names`` are still the ones the compiled loop mirrors."""
+    return all(getattr(cls, name) is _STOCK[f"{cls.__name__}.{name}"] for name in names)
 
 
 def _plain_trades(sim: Any) -> bool:
     """Whether the compiled loop may run ``FillSimulator._trade`` for a print at our price
     itself (no touch fills or toxic sweeps, the stock ``_trade``; its fills still go to
     ``FillSimulator._fill``)."""
-    from mmkit.core.fillsim import STOCK_TRADE, FillSimulator
-
-    return not sim._touch and not sim._toxic and FillSimulator._trade is STOCK_TRADE
-
-
-def _stock_collect(engine: Engine) -> bool:
-    """Whether the compiled loop may move the simulator's reports onto the engine's heap
-    itself: ``Engine._collect``, ``Engine._push_reports`` and ``FillSimulator.drain_reports``
-    are the stock ones."""
-    from mmkit.core.fillsim import STOCK_DRAIN, FillSimulator
-
-    return (type(engine)._collect is _STOCK[8] and type(engine)._push_reports is _STOCK[9]
-            and FillSimulator.drain_reports is STOCK_DRAIN)
+    return not sim._touch and not sim._toxic and _stock(FillSimulator, "_trade")
 
 
 def _fixed_terms(rt: SymbolRuntime) -> tuple[int, ...] | None:
@@ -748,15 +747,13 @@ def _fixed_terms(rt: SymbolRuntime) -> tuple[int, ...] | None:
     ``quotes`` (which then skips the signal snapshot and the quote context: this strategy
     reads neither), or None: another strategy, a patched method, or terms beyond 64 bits."""
     s = rt.strategy
-    if (type(s) is not FixedStrategy or FixedStrategy.quotes is not _STOCK[4] or FixedStrategy.prices is not _STOCK[5]
-            or FixedStrategy._sized is not _STOCK[6]):
+    if type(s) is not FixedStrategy or not _stock(FixedStrategy, "quotes", "prices", "_sized"):
         return None
     return s.exact_terms(rt.symbol, rt.instrument)
 
 
 def _stock_orders(orders: object) -> bool:
-    return (type(orders) is OrderManager and OrderManager.reconcile is _STOCK[2]
-            and OrderManager._nothing_to_do is _STOCK[3])
+    return type(orders) is OrderManager and _stock(OrderManager, "reconcile", "_nothing_to_do")
 
 
 def _no_rows(row: int) -> object:

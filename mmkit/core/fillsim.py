@@ -1107,8 +1107,3 @@ def _check_order(side: int, price: int, qty: int) -> str:
         return R_INVALID_QTY
     return ""
 
-
-STOCK_DRAIN = FillSimulator.drain_reports
-"""``drain_reports`` as defined here: the compiled engine loop mirrors it while it is the one in use."""
-STOCK_TRADE = FillSimulator._trade
-"""``_trade`` as defined here: the compiled engine loop mirrors it for prints at our price."""

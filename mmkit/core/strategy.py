@@ -738,20 +738,6 @@ class AvellanedaStrategy(_FixedSizeModel):
         risk = self.gamma * sigma_bps_per_sqrt_s * sigma_bps_per_sqrt_s * self.horizon_sec
         return -(position_lots / order_lots) * risk, 0.5 * (risk + self._liq_bps)
 
-    def exact_terms(self, symbol: str, instrument: Instrument) -> tuple[int, ...] | None:
-        """The integers ``quotes`` computes with for ``symbol``, for the compiled engine
-        loop's copy of ``quotes`` and ``prices`` (``mmkit.core._fastfeed``): ``(hn, hd, sn,
-        sd, order_lots, max_num, max_den, inverse, min_lots, min_units)``.  None when one
-        leaves 64 bits or the sizes are invalid (``quotes`` then runs, and raises, in Python)."""
-        try:
-            sg = self._sized_for(symbol, instrument)
-        except StrategyConfigError:
-            return None
-        g = sg.grid
-        terms = (self._hn, self._hd, self._sn, self._sd, sg.order_lots, sg.max_num, sg.max_den, int(g.inverse),
-                 g.min_lots, g.min_units)
-        return terms if all(-(1 << 63) <= t < (1 << 63) for t in terms) else None
-
     def quotes(self, ctx: QuoteContext) -> list[DesiredQuote]:
         best_bid, best_ask = ctx.best_bid, ctx.best_ask
         if best_bid is None or best_ask is None or not 0 < best_bid < best_ask or ctx.max_levels <= 0:

@@ -533,3 +533,11 @@ def test_docs_strategy_lists_every_parameter_with_its_default():
                 assert shown == f"`{value}`", row
             else:
                 assert float(shown) == float(value), row
+
+
+def test_only_the_fixed_strategy_offers_exact_terms():
+    """The compiled loop's copy of ``quotes`` exists for the fixed strategy alone."""
+    from mmkit.core.strategy import AvellanedaStrategy, FixedStrategy, VolStrategy
+
+    assert hasattr(FixedStrategy, "exact_terms")
+    assert not hasattr(AvellanedaStrategy, "exact_terms") and not hasattr(VolStrategy, "exact_terms")

@@ -404,7 +404,7 @@ def test_most_decisions_stay_in_the_loop(tmp_path: Path, monkeypatch: pytest.Mon
         calls["snapshot"] += 1
         return real_snapshot(self, now, book)
 
-    monkeypatch.setattr(engine_mod, "_STOCK", (real_decide, counting_snapshot) + engine_mod._STOCK[2:])
+    monkeypatch.setitem(engine_mod._STOCK, "SymbolSignals.snapshot", counting_snapshot)
     monkeypatch.setattr(SymbolSignals, "snapshot", counting_snapshot)
     cache = synth_cache(tmp_path, 6000)
     out = outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5)
