@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Context, Decimal
@@ -548,7 +549,9 @@ class FillSimulator:
         self._rseq = 0
         self._join_seq = 0
         self._live: dict[str, _Order] = {}
-        self._finished: dict[str, None] = {}
+        # an OrderedDict, not a dict: dropping a dict's first key again and again makes each
+        # next(iter(d)) skip every slot deleted since the last resize (0.2 s per 5M events)
+        self._finished: OrderedDict[str, None] = OrderedDict()
         self._inflight: dict[str, int] = {}
         self._last_arrival: dict[str, int] = {}
         self._last_delivery: dict[str, int] = {}
@@ -872,7 +875,7 @@ class FillSimulator:
         fin = self._finished
         fin[cid] = None
         if len(fin) > self.params.retention:
-            del fin[next(iter(fin))]
+            fin.popitem(last=False)
 
     def _done(self, o: _Order) -> None:
         cid = o.cid

@@ -823,3 +823,18 @@ def test_reports_drive_the_order_manager_to_the_same_state():
     assert c.unknown_reports == 0 and c.idem_hits.get("fill", 0) == 0
     assert sim.open_orders() == [] and om.open_orders() == []
     assert c.filled_orders > 0 and c.canceled_confirmed > 0
+
+
+def test_finished_ids_are_remembered_up_to_the_retention():
+    sim = make_sim(retention=2)
+    sim.on_market(snap(0, [(PX, 5)], [(PX + 10, 5)]))
+    for k, cid in enumerate(("a", "b", "c")):  # invalid orders: rejected, then remembered
+        sim.submit(CreateOrder(cid, SYM, BUY, PX, 0), k)
+    sim.process_arrivals(20 * MS)
+    drain(sim)
+    for k, cid in enumerate(("a", "b", "c")):
+        sim.submit(CreateOrder(cid, SYM, BUY, PX - 1 - k, 1), 30 * MS + k)
+    sim.process_arrivals(50 * MS)
+    # "a" fell out of the two remembered ids: a new order; "b" and "c" are duplicates
+    assert [(type(r).__name__, r.client_id) for r in drain(sim)] == [
+        ("Ack", "a"), ("Reject", "b"), ("Reject", "c")]
