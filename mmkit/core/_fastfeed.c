@@ -39,7 +39,7 @@ run(engine, sim, ctx, cols, levels, lo, hi) -> rows consumed
   ctx = (runtimes, sim_syms, materialize, shift_ns, interval_ns, cross_fills, local,
          reports, arrivals, sim_reports, ledger, on_depth, ln2, stock_decide, stock_alloc,
          make_signal_snapshot, make_quote_context, OPEN, PARTIALLY_FILLED, plain_trades,
-         make_desired_quote, stock_collect)  (Engine.feed_rows builds it)
+         make_desired_quote, stock_collect, report_kit)  (Engine.feed_rows builds it)
     runtimes  per symbol id: (rt, book, signals, ledger_book, stock_orders, fixed_terms)
               or None (not traded)
     sim_syms  per symbol id: the simulator's per-symbol state or None
@@ -273,6 +273,7 @@ typedef struct {
     /* decisions */
     int stock_decide, stock_alloc, plain_trades, stock_collect;
     PyObject *make_snapshot, *make_context, *make_desired, *st_open, *st_partial;
+    PyObject *report_kit; /* ctx[22]: the stock report steps' types and constants, or NULL */
     /* the rows this call queued for local delivery: a ring of (local time, row) that
        follows whatever Engine._local held on entry and goes back into it on exit */
     int64_t *rq_when, *rq_row;
@@ -1830,6 +1831,334 @@ static int collect(Ctx *x) {
     return rc;
 }
 
+/* ------------------------------------------------------------------ reports */
+
+/* Engine._on_report for the two reports every order gets, with the stock engine and order
+   manager methods (ctx's report kit): a create's ack (OrderManager._on_create_ack of an
+   order still pending_new, unfilled, the ack confirming its price and size) and a cancel
+   confirmation (OrderManager._finish, then Engine._finish's order record).  Anything else
+   (fills, rejects, amend acks, an ack after our cancel, duplicates, unknown orders, a
+   budget commitment the ack would change) goes to Engine._on_report, which decides the
+   same way: every condition is checked before the first change. */
+ATTR(A_r_cid, "client_id");
+ATTR(A_r_op, "op");
+ATTR(A_r_price, "price");
+ATTR(A_r_qty, "qty");
+ATTR(A_e_live, "_live");
+ATTR(A_e_rt, "rt");
+ATTR(A_e_records, "_records");
+ATTR(A_e_replaces, "_replaces");
+ATTR(A_c_reports, "reports");
+ATTR(A_om_orders, "_orders");
+ATTR(A_om_live, "_live");
+ATTR(A_om_counters, "counters");
+ATTR(A_om_replacing, "_replacing");
+ATTR(A_om_det, "_det");
+ATTR(A_om_n_detached, "_n_detached");
+ATTR(A_om_finished, "_finished");
+ATTR(A_om_params, "params");
+ATTR(A_om_inverse, "_inverse");
+ATTR(A_p_retention, "terminal_retention");
+ATTR(A_oc_acked, "acked");
+ATTR(A_oc_confirmed, "canceled_confirmed");
+ATTR(A_lo_acked, "acked");
+ATTR(A_lo_fill_lots, "fill_lots");
+ATTR(A_lo_fill_units, "fill_units");
+ATTR(A_lo_pending_qty, "pending_qty");
+ATTR(A_lo_pending_price, "pending_price");
+ATTR(A_lo_committed, "committed");
+ATTR(A_lo_placed, "placed_ns");
+ATTR(A_lo_updated, "updated_ns");
+ATTR(A_lo_side_idx, "side_idx");
+ATTR(A_lo_attached, "attached");
+
+static Attr *REPORT_ATTRS[] = {
+    &A_r_cid, &A_r_op, &A_r_price, &A_r_qty, &A_e_live, &A_e_rt, &A_e_records, &A_e_replaces, &A_c_reports,
+    &A_om_orders, &A_om_live, &A_om_counters, &A_om_replacing, &A_om_det, &A_om_n_detached, &A_om_finished, &A_om_params, &A_om_inverse, &A_p_retention, &A_oc_acked, &A_oc_confirmed,
+    &A_lo_acked, &A_lo_fill_lots, &A_lo_fill_units, &A_lo_pending_qty,
+    &A_lo_pending_price, &A_lo_committed, &A_lo_placed, &A_lo_updated,
+    &A_lo_side_idx, &A_lo_attached, NULL};
+
+enum { KIT_ACK, KIT_CANCELED, KIT_OM, KIT_RECORD, KIT_CREATE, KIT_PENDING_NEW, KIT_OPEN, KIT_CANCELED_ST,
+       KIT_FILLED, KIT_REJECTED, KIT_SIZE };
+
+/* d[key] (borrowed) or NULL without an error when absent; -1 on error */
+static int dict_get(PyObject *d, PyObject *key, PyObject **out) {
+    if (!PyDict_Check(d)) {
+        PyErr_SetString(PyExc_TypeError, "expected a dict");
+        return -1;
+    }
+    *out = PyDict_GetItemWithError(d, key);
+    return (*out == NULL && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* an int attribute that must fit 64 bits: 1 read, 0 does not fit (the Python method
+   decides), -1 error */
+static int rd_int(Attr *a, PyObject *obj, int64_t *out) {
+    PyObject *v = aget(a, obj);
+    if (v == NULL) return -1;
+    int ok = PyLong_CheckExact(v);
+    if (ok) {
+        int overflow = 0;
+        *out = PyLong_AsLongLongAndOverflow(v, &overflow);
+        if (overflow) ok = 0;
+    }
+    Py_DECREF(v);
+    if (ok && *out == -1 && PyErr_Occurred()) return -1;
+    return ok;
+}
+
+static int is_terminal(PyObject *kit, PyObject *state) {
+    return same_str(state, PyTuple_GET_ITEM(kit, KIT_FILLED)) || same_str(state, PyTuple_GET_ITEM(kit, KIT_CANCELED_ST)) ||
+           same_str(state, PyTuple_GET_ITEM(kit, KIT_REJECTED));
+}
+
+/* lst[i] = lst[i] + d for a list of ints (the order manager's per-side sums) */
+static int list_add(PyObject *lst, Py_ssize_t i, PyObject *d, int negate) {
+    if (!PyList_CheckExact(lst) || i < 0 || i >= PyList_GET_SIZE(lst)) {
+        PyErr_SetString(PyExc_TypeError, "per-side sums must be lists of two ints");
+        return -1;
+    }
+    PyObject *cur = PyList_GET_ITEM(lst, i);
+    PyObject *v = negate ? PyNumber_Subtract(cur, d) : PyNumber_Add(cur, d);
+    if (v == NULL) return -1;
+    PyList_SET_ITEM(lst, i, v);
+    Py_DECREF(cur);
+    return 0;
+}
+
+/* OrderManager._finish(o, CANCELED, t) */
+static int om_finish_canceled(PyObject *kit, PyObject *om, PyObject *o, PyObject *cid, PyObject *t) {
+    int64_t si;
+    if (get_i64(&A_lo_side_idx, o, &si) < 0) return -1;
+    PyObject *committed = aget(&A_lo_committed, o);
+    if (committed == NULL) return -1;
+    int rc = -1, attached = get_truth(&A_lo_attached, o);
+    PyObject *att = NULL, *det = NULL, *tot = NULL, *live = NULL, *repl = NULL, *fin = NULL, *orders = NULL,
+             *params = NULL, *r = NULL;
+    if (attached < 0) goto out;
+    if (attached) {
+        att = aget(&A_om_att, om);
+        if (att == NULL) goto out;
+        PyObject *lst = PyTuple_Check(att) && si >= 0 && si < PyTuple_GET_SIZE(att) ? PyTuple_GET_ITEM(att, si) : NULL;
+        if (lst == NULL || !PyList_CheckExact(lst)) {
+            PyErr_SetString(PyExc_TypeError, "OrderManager._att must be a pair of lists");
+            goto out;
+        }
+        Py_ssize_t k = 0, n = PyList_GET_SIZE(lst);
+        while (k < n && PyList_GET_ITEM(lst, k) != o) k++;
+        if (k == n) { /* list.remove's error */
+            PyErr_SetString(PyExc_ValueError, "list.remove(x): x not in list");
+            goto out;
+        }
+        if (PyList_SetSlice(lst, k, k + 1, NULL) < 0 || aset(&A_lo_attached, o, Py_False) < 0) goto out;
+    } else {
+        int64_t nd;
+        if ((det = aget(&A_om_det, om)) == NULL || list_add(det, si, committed, 1) < 0 ||
+            get_i64(&A_om_n_detached, om, &nd) < 0 || set_i64(&A_om_n_detached, om, nd - 1) < 0)
+            goto out;
+    }
+    PyObject *zero = PyLong_FromLong(0);
+    if (zero == NULL) goto out;
+    int bad = (tot = aget(&A_om_tot, om)) == NULL || list_add(tot, si, committed, 1) < 0 ||
+              aset(&A_lo_committed, o, zero) < 0 || aset(&A_lo_state, o, PyTuple_GET_ITEM(kit, KIT_CANCELED_ST)) < 0 ||
+              aset(&A_lo_updated, o, t) < 0 || aset(&A_lo_pending_price, o, zero) < 0 ||
+              aset(&A_lo_pending_qty, o, zero) < 0;
+    Py_DECREF(zero);
+    if (bad || (live = aget(&A_om_live, om)) == NULL || (repl = aget(&A_om_replacing, om)) == NULL) goto out;
+    if (!PyDict_Check(live) || !PySet_Check(repl)) {
+        PyErr_SetString(PyExc_TypeError, "OrderManager._live must be a dict and _replacing a set");
+        goto out;
+    }
+    if (PyDict_DelItem(live, cid) < 0) {
+        if (!PyErr_ExceptionMatches(PyExc_KeyError)) goto out;
+        PyErr_Clear();
+    }
+    if (PySet_Discard(repl, cid) < 0) goto out;
+    /* the finished ids, the oldest forgotten beyond terminal_retention */
+    if ((fin = aget(&A_om_finished, om)) == NULL || (orders = aget(&A_om_orders, om)) == NULL ||
+        (params = aget(&A_om_params, om)) == NULL)
+        goto out;
+    int64_t keep;
+    if (get_i64(&A_p_retention, params, &keep) < 0) goto out;
+    r = PyObject_CallMethodOneArg(fin, M_append, cid);
+    if (r == NULL) goto out;
+    for (;;) {
+        Py_ssize_t n = PyObject_Length(fin);
+        if (n < 0) goto out;
+        if (n <= keep) break;
+        PyObject *old = PyObject_CallMethodNoArgs(fin, M_popleft);
+        if (old == NULL) goto out;
+        PyObject *gone;
+        int g = dict_get(orders, old, &gone);
+        if (g == 0 && gone != NULL) {
+            PyObject *st = aget(&A_lo_state, gone);
+            g = st == NULL ? -1 : 0;
+            if (st != NULL && is_terminal(kit, st)) g = PyDict_DelItem(orders, old);
+            Py_XDECREF(st);
+        }
+        Py_DECREF(old);
+        if (g < 0) goto out;
+    }
+    rc = 0;
+out:
+    Py_DECREF(committed);
+    Py_XDECREF(att);
+    Py_XDECREF(det);
+    Py_XDECREF(tot);
+    Py_XDECREF(live);
+    Py_XDECREF(repl);
+    Py_XDECREF(fin);
+    Py_XDECREF(orders);
+    Py_XDECREF(params);
+    Py_XDECREF(r);
+    return rc;
+}
+
+/* Engine._finish(cid, order, now) for an order the manager just finished as canceled */
+static int engine_finish(Ctx *x, PyObject *kit, PyObject *o, PyObject *cid, PyObject *live_tuple, PyObject *t) {
+    int rc = -1;
+    PyObject *elive = aget(&A_e_live, x->engine), *replaces = NULL, *records = NULL, *nrep = NULL, *rec = NULL;
+    PyObject *placed = NULL, *qty = NULL, *filled = NULL;
+    Py_INCREF(live_tuple); /* the dict's reference goes with the pop below */
+    if (elive == NULL || PyDict_DelItem(elive, cid) < 0) goto out;
+    if ((replaces = aget(&A_e_replaces, x->engine)) == NULL || (records = aget(&A_e_records, x->engine)) == NULL) goto out;
+    if (!PyDict_Check(replaces) || !PyDict_Check(records)) {
+        PyErr_SetString(PyExc_TypeError, "Engine._replaces and _records must be dicts");
+        goto out;
+    }
+    nrep = PyDict_GetItemWithError(replaces, cid);
+    if (nrep != NULL) {
+        Py_INCREF(nrep);
+        if (PyDict_DelItem(replaces, cid) < 0) goto out;
+    } else {
+        if (PyErr_Occurred() || (nrep = PyLong_FromLong(0)) == NULL) goto out;
+    }
+    if ((placed = aget(&A_lo_placed, o)) == NULL || (qty = aget(&A_lo_qty, o)) == NULL ||
+        (filled = aget(&A_lo_filled, o)) == NULL)
+        goto out;
+    PyObject *args[11] = {cid, PyTuple_GET_ITEM(live_tuple, 0), PyTuple_GET_ITEM(live_tuple, 1),
+                          PyTuple_GET_ITEM(live_tuple, 2), placed, t, qty, filled, Py_True, Py_False, nrep};
+    rec = PyObject_Vectorcall(PyTuple_GET_ITEM(kit, KIT_RECORD), args, 11, NULL);
+    if (rec == NULL || PyDict_SetItem(records, cid, rec) < 0) goto out;
+    rc = 0;
+out:
+    Py_DECREF(live_tuple);
+    Py_XDECREF(elive);
+    Py_XDECREF(replaces);
+    Py_XDECREF(records);
+    Py_XDECREF(nrep);
+    Py_XDECREF(rec);
+    Py_XDECREF(placed);
+    Py_XDECREF(qty);
+    Py_XDECREF(filled);
+    return rc;
+}
+
+/* The checks of a create's ack: 1 = the fast path applies, 0 = the Python method, -1 error */
+static int ack_plain(PyObject *kit, PyObject *om, PyObject *o, PyObject *rep) {
+    PyObject *st = aget(&A_lo_state, o);
+    if (st == NULL) return -1;
+    int pn = same_str(st, PyTuple_GET_ITEM(kit, KIT_PENDING_NEW));
+    Py_DECREF(st);
+    if (!pn) return 0;
+    int acked = get_truth(&A_lo_acked, o);
+    if (acked != 0) return acked < 0 ? -1 : 0;
+    int64_t filled, fl, fu, pq, price, qty, committed, rp, rq;
+    int rc;
+    if ((rc = rd_int(&A_lo_filled, o, &filled)) <= 0 || (rc = rd_int(&A_lo_fill_lots, o, &fl)) <= 0 ||
+        (rc = rd_int(&A_lo_fill_units, o, &fu)) <= 0 || (rc = rd_int(&A_lo_pending_qty, o, &pq)) <= 0 ||
+        (rc = rd_int(&A_lo_price, o, &price)) <= 0 || (rc = rd_int(&A_lo_qty, o, &qty)) <= 0 ||
+        (rc = rd_int(&A_lo_committed, o, &committed)) <= 0 || (rc = rd_int(&A_r_price, rep, &rp)) <= 0 ||
+        (rc = rd_int(&A_r_qty, rep, &rq)) <= 0)
+        return rc;
+    if (filled != 0 || fl != 0 || fu != 0 || pq != 0 || qty <= 0 || (rp && rp != price) || (rq && rq != qty)) return 0;
+    int inverse = get_truth(&A_om_inverse, om);
+    if (inverse < 0) return -1;
+    /* _recommit would find the commitment unchanged: qty lots at the limit price */
+    int64_t units = qty;
+    if (!inverse && __builtin_mul_overflow(price, qty, &units)) return 0;
+    return units == committed;
+}
+
+static int on_report(Ctx *x, PyObject *rep, int64_t now) {
+    PyObject *kit = x->report_kit;
+    PyTypeObject *tp = Py_TYPE(rep);
+    if (kit == NULL || (tp != (PyTypeObject *)PyTuple_GET_ITEM(kit, KIT_ACK) &&
+                        tp != (PyTypeObject *)PyTuple_GET_ITEM(kit, KIT_CANCELED)))
+        return call_method(x->engine, M_on_report, &rep, 1, &now, 1);
+    int is_ack = tp == (PyTypeObject *)PyTuple_GET_ITEM(kit, KIT_ACK);
+    int rc = -1, fast = 0;
+    PyObject *cid = aget(&A_r_cid, rep), *elive = NULL, *ert = NULL, *om = NULL, *orders = NULL, *t = NULL;
+    PyObject *live_tuple, *rt, *o;
+    if (cid == NULL || (elive = aget(&A_e_live, x->engine)) == NULL || dict_get(elive, cid, &live_tuple) < 0) goto out;
+    if (live_tuple == NULL || !PyTuple_CheckExact(live_tuple) || PyTuple_GET_SIZE(live_tuple) != 4) goto slow;
+    if ((ert = aget(&A_e_rt, x->engine)) == NULL || dict_get(ert, PyTuple_GET_ITEM(live_tuple, 0), &rt) < 0) goto out;
+    if (rt == NULL) goto slow;
+    if ((om = aget(&A_rt_orders, rt)) == NULL) goto out;
+    if (Py_TYPE(om) != (PyTypeObject *)PyTuple_GET_ITEM(kit, KIT_OM)) goto slow;
+    if ((orders = aget(&A_om_orders, om)) == NULL || dict_get(orders, cid, &o) < 0) goto out;
+    if (o == NULL) goto slow;
+    if (is_ack) {
+        PyObject *op = aget(&A_r_op, rep);
+        if (op == NULL) goto out;
+        int create = same_str(op, PyTuple_GET_ITEM(kit, KIT_CREATE));
+        Py_DECREF(op);
+        if (!create) goto slow;
+        int ok = ack_plain(kit, om, o, rep);
+        if (ok < 0) goto out;
+        if (!ok) goto slow;
+    } else {
+        PyObject *st = aget(&A_lo_state, o);
+        if (st == NULL) goto out;
+        int term = is_terminal(kit, st);
+        Py_DECREF(st);
+        if (term) goto slow;
+        PyObject *params = aget(&A_om_params, om);
+        int64_t keep = 0;
+        int kr = params == NULL ? -1 : rd_int(&A_p_retention, params, &keep);
+        Py_XDECREF(params);
+        if (kr < 0) goto out;
+        if (kr == 0 || keep < 1) goto slow; /* the order itself would be forgotten at once */
+    }
+    fast = 1;
+    PyObject *ecounters = aget(&A_counters, x->engine), *ocounters = aget(&A_om_counters, om);
+    int bad = ecounters == NULL || ocounters == NULL || bump(ecounters, &A_c_reports, 1) < 0 ||
+              bump(ocounters, is_ack ? &A_oc_acked : &A_oc_confirmed, 1) < 0;
+    Py_XDECREF(ecounters);
+    Py_XDECREF(ocounters);
+    if (bad || (t = PyLong_FromLongLong(now)) == NULL) goto out;
+    if (is_ack) {
+        int64_t placed, priced;
+        if (aset(&A_lo_acked, o, Py_True) < 0 || get_i64(&A_lo_placed, o, &placed) < 0 ||
+            (placed == 0 && aset(&A_lo_placed, o, t) < 0) || get_i64(&A_lo_priced, o, &priced) < 0 ||
+            (priced == 0 && aset(&A_lo_priced, o, t) < 0) || aset(&A_lo_updated, o, t) < 0 ||
+            aset(&A_lo_state, o, PyTuple_GET_ITEM(kit, KIT_OPEN)) < 0)
+            goto out;
+        PyObject *repl = aget(&A_om_replacing, om);
+        int d = repl == NULL ? -1 : PySet_Discard(repl, cid);
+        Py_XDECREF(repl);
+        if (d < 0) goto out;
+        rc = 0; /* open: OrderManager.finished gives None, no record */
+        goto out;
+    }
+    Py_INCREF(o); /* _finish may drop it from _orders */
+    rc = om_finish_canceled(kit, om, o, cid, t) < 0 ? -1 : engine_finish(x, kit, o, cid, live_tuple, t);
+    Py_DECREF(o);
+    goto out;
+slow:
+    rc = call_method(x->engine, M_on_report, &rep, 1, &now, 1);
+out:
+    (void)fast;
+    Py_XDECREF(cid);
+    Py_XDECREF(elive);
+    Py_XDECREF(ert);
+    Py_XDECREF(om);
+    Py_XDECREF(orders);
+    Py_XDECREF(t);
+    return rc;
+}
+
 /* Engine._advance(until): every exchange arrival, report and local delivery due at or
    before `until`, earliest first; ties: arrivals, then reports, then market deliveries.
    Arrivals and reports go to their Python methods, local deliveries run here. */
@@ -1863,8 +2192,7 @@ static int advance(Ctx *x, int64_t until) {
             now_set(x, now);
         }
         if (rc == 0) {
-            PyObject *objs[1] = {PyTuple_GET_ITEM(item, 2)};
-            rc = call_method(x->engine, M_on_report, objs, 1, &now, 1);
+            rc = on_report(x, PyTuple_GET_ITEM(item, 2), now);
         }
         Py_DECREF(item);
         if (rc < 0) return -1;
@@ -1929,9 +2257,9 @@ static int bump(PyObject *counters, Attr *a, Py_ssize_t v) {
 
 static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 7 || !PyTuple_CheckExact(args[2]) || PyTuple_GET_SIZE(args[2]) != 22 || !PyTuple_CheckExact(args[3]) ||
+    if (nargs != 7 || !PyTuple_CheckExact(args[2]) || PyTuple_GET_SIZE(args[2]) != 23 || !PyTuple_CheckExact(args[3]) ||
         PyTuple_GET_SIZE(args[3]) != 8 || !PyTuple_CheckExact(args[4]) || PyTuple_GET_SIZE(args[4]) != 2) {
-        PyErr_SetString(PyExc_TypeError, "run(engine, sim, ctx[22], cols[8], levels[2], lo, hi)");
+        PyErr_SetString(PyExc_TypeError, "run(engine, sim, ctx[23], cols[8], levels[2], lo, hi)");
         return NULL;
     }
     Ctx x;
@@ -1961,6 +2289,15 @@ static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) 
     x.plain_trades = PyObject_IsTrue(PyTuple_GET_ITEM(ctx, 19));
     x.make_desired = PyTuple_GET_ITEM(ctx, 20);
     x.stock_collect = PyObject_IsTrue(PyTuple_GET_ITEM(ctx, 21));
+    x.report_kit = PyTuple_GET_ITEM(ctx, 22);
+    if (x.report_kit == Py_None) x.report_kit = NULL;
+    else if (!PyTuple_CheckExact(x.report_kit) || PyTuple_GET_SIZE(x.report_kit) != KIT_SIZE ||
+             !PyType_Check(PyTuple_GET_ITEM(x.report_kit, KIT_ACK)) ||
+             !PyType_Check(PyTuple_GET_ITEM(x.report_kit, KIT_CANCELED)) ||
+             !PyType_Check(PyTuple_GET_ITEM(x.report_kit, KIT_OM))) {
+        PyErr_SetString(PyExc_TypeError, "run: the report kit must be None or a tuple of its 10 entries");
+        return NULL;
+    }
     Py_ssize_t lo = PyLong_AsSsize_t(args[5]), hi = PyLong_AsSsize_t(args[6]);
     if (PyErr_Occurred()) return NULL;
     if (!PyTuple_CheckExact(x.runtimes) || !PyTuple_CheckExact(x.sims) ||
@@ -2081,6 +2418,8 @@ PyMODINIT_FUNC PyInit__fastfeed(void) {
     for (Attr **a = ALL_ATTRS; *a != NULL; a++)
         if (((*a)->name = intern((*a)->text)) == NULL) return NULL;
     for (Attr **a = DECIDE_ATTRS; *a != NULL; a++)
+        if (((*a)->name = intern((*a)->text)) == NULL) return NULL;
+    for (Attr **a = REPORT_ATTRS; *a != NULL; a++)
         if (((*a)->name = intern((*a)->text)) == NULL) return NULL;
     if ((M_quotes = intern("quotes")) == NULL || (M_reconcile = intern("reconcile")) == NULL ||
         (M_reconcile_slow = intern("_reconcile_slow")) == NULL ||

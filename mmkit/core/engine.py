@@ -51,6 +51,7 @@ from mmkit.core.signals import LN2, SymbolSignals, make_signal_snapshot
 from mmkit.core.stats import OrderRecord, make_order_record
 from mmkit.core.strategy import FixedStrategy, Strategy, make_desired_quote, make_quote_context
 from mmkit.core.types import (
+    OP_CREATE,
     Ack,
     Action,
     Canceled,
@@ -384,8 +385,19 @@ class Engine:
                self._local, self._reports, sim._arrivals, sim._reports, self.ledger, sim._on_depth, LN2,
                stock_decide, type(self.allocator) is Allocator, make_signal_snapshot, make_quote_context,
                OrderState.OPEN, OrderState.PARTIALLY_FILLED, _plain_trades(sim), make_desired_quote,
-               _stock(Engine, "_collect", "_push_reports") and _stock(FillSimulator, "drain_reports"))
+               _stock(Engine, "_collect", "_push_reports") and _stock(FillSimulator, "drain_reports"),
+               self._report_kit())
         return n + _feed_rows(self, sim, ctx, rows.columns, rows.levels, lo, hi)  # type: ignore[misc]
+
+    def _report_kit(self) -> tuple[Any, ...] | None:
+        """What the compiled loop needs to apply a create's ack and a cancel confirmation
+        itself (``Engine._on_report``'s common steps), or ``None``: order traces on, or a
+        patched report method (those reports then go to ``_on_report``)."""
+        if self.trace_orders or not (_stock(Engine, "_on_report", "_finish") and _stock(
+                OrderManager, "on_report", "_on_create_ack", "_finish", "finished", "_recommit", "_commit_value")):
+            return None
+        return (Ack, Canceled, OrderManager, make_order_record, OP_CREATE, OrderState.PENDING_NEW, OrderState.OPEN,
+                OrderState.CANCELED, OrderState.FILLED, OrderState.REJECTED)
 
     def close(self) -> EngineResult:
         """The stream ended: deliver everything in flight, then close the books."""
@@ -721,9 +733,10 @@ def _methods(*owners_names: tuple[type, tuple[str, ...]]) -> dict[str, Callable[
 
 
 _STOCK: dict[str, Callable[..., Any]] = _methods(
-    (Engine, ("_decide", "_mark_positions", "_collect", "_push_reports")),
+    (Engine, ("_decide", "_mark_positions", "_collect", "_push_reports", "_on_report", "_finish")),
     (SymbolSignals, ("snapshot",)),
-    (OrderManager, ("reconcile", "_nothing_to_do")),
+    (OrderManager, ("reconcile", "_nothing_to_do", "on_report", "_on_create_ack", "_finish", "finished", "_recommit",
+                    "_commit_value")),
     (FixedStrategy, ("quotes", "prices", "_sized")),
     (FillSimulator, ("drain_reports", "_trade")),
 )

@@ -47,9 +47,11 @@ def synth_cache(folder: Path, n: int = 12_000, symbols: tuple[str, ...] = ("SYNU
 
 
 def outcome(cache: Path, loaded: Any, compiled: bool, monkeypatch: pytest.MonkeyPatch, **req: Any) -> dict[str, Any]:
-    """Everything a run produced, as comparable plain data."""
+    """Everything a run produced, as comparable plain data (with the order trace unless
+    ``trace=False``)."""
     monkeypatch.setattr(engine_mod, "_feed_rows", engine_mod._compiled_feed_rows if compiled else None)
-    out = run_backtest(BacktestRequest((str(cache),), loaded, seed=req.pop("seed", 3), trace=True, **req))
+    out = run_backtest(BacktestRequest((str(cache),), loaded, seed=req.pop("seed", 3), trace=req.pop("trace", True),
+                                       **req))
     report = dict(out.report)
     report.pop("meta", None)
     res = out.result
@@ -73,10 +75,16 @@ def signal_state(sig: Any) -> tuple[Any, ...]:
 
 
 def assert_same(cache: Path, loaded: Any, monkeypatch: pytest.MonkeyPatch, **req: Any) -> dict[str, Any]:
+    """The compiled loop and Engine.feed agree, with the order trace and without it (the
+    loop applies acks and cancel confirmations itself only when nothing traces them)."""
     fast = outcome(cache, loaded, True, monkeypatch, **dict(req))
     pure = outcome(cache, loaded, False, monkeypatch, **dict(req))
+    untraced = outcome(cache, loaded, True, monkeypatch, trace=False, **dict(req))
     for key in pure:
         assert fast[key] == pure[key], key
+        if key != "trace":
+            assert untraced[key] == pure[key], key
+    assert untraced["trace"] == []
     return fast
 
 
@@ -549,3 +557,31 @@ def test_prints_at_our_price_stay_in_the_loop(tmp_path: Path, monkeypatch: pytes
     trades.clear()
     assert outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5) == pure
     assert len(trades) == reaching
+
+
+def test_acks_and_cancel_confirmations_in_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a test that cannot fail: without an order trace the loop applies a create's ack
+    and a cancel confirmation itself (``Engine._on_report`` then sees only the fills and
+    other reports), with a trace or a patched report method every report goes to Python,
+    and the results are the same."""
+    calls = {"reports": 0}
+    real = engine_mod.Engine._on_report
+
+    def counting(self: Any, report: Any, now: int) -> None:
+        calls["reports"] += 1
+        real(self, report, now)
+
+    cache = synth_cache(tmp_path, 6000)
+    monkeypatch.setitem(engine_mod._STOCK, "Engine._on_report", counting)
+    monkeypatch.setattr(engine_mod.Engine, "_on_report", counting)
+    out = outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False)
+    c = out["counters"]
+    assert c["creates"] > 20 and c["cancels"] > 20 and calls["reports"] < c["reports"] - c["creates"]
+    calls["reports"] = 0
+    traced = outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5)
+    assert calls["reports"] == c["reports"] and {k: v for k, v in traced.items() if k != "trace"} == {
+        k: v for k, v in out.items() if k != "trace"}
+    calls["reports"] = 0
+    monkeypatch.setitem(engine_mod._STOCK, "Engine._on_report", real)  # now a patched method: no kit
+    again = outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False)
+    assert again == out and calls["reports"] == c["reports"]
