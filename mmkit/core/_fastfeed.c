@@ -39,7 +39,7 @@ run(engine, sim, ctx, cols, levels, lo, hi) -> rows consumed
   ctx = (runtimes, sim_syms, materialize, shift_ns, interval_ns, cross_fills, local,
          reports, arrivals, sim_reports, ledger, on_depth, ln2, stock_decide, stock_alloc,
          make_signal_snapshot, make_quote_context, OPEN, PARTIALLY_FILLED, plain_trades,
-         make_desired_quote, stock_collect, report_kit)  (Engine.feed_rows builds it)
+         make_desired_quote, stock_collect, report_kit, arrival_kit)  (Engine.feed_rows builds it)
     runtimes  per symbol id: (rt, book, signals, ledger_book, stock_orders, fixed_terms)
               or None (not traded)
     sim_syms  per symbol id: the simulator's per-symbol state or None
@@ -274,6 +274,7 @@ typedef struct {
     int stock_decide, stock_alloc, plain_trades, stock_collect;
     PyObject *make_snapshot, *make_context, *make_desired, *st_open, *st_partial;
     PyObject *report_kit; /* ctx[22]: the stock report steps' types and constants, or NULL */
+    PyObject *arrival_kit; /* ctx[23]: the stock arrival steps' types and constants, or NULL */
     /* the rows this call queued for local delivery: a ring of (local time, row) that
        follows whatever Engine._local held on entry and goes back into it on exit */
     int64_t *rq_when, *rq_row;
@@ -1813,7 +1814,8 @@ static int collect(Ctx *x) {
         PyObject *so = PyLong_FromLongLong(seq);
         PyObject *entry = so ? PyTuple_Pack(3, PyTuple_GET_ITEM(it, 0), so, PyTuple_GET_ITEM(it, 2)) : NULL;
         Py_XDECREF(so);
-        PyObject *res = entry ? PyObject_CallFunctionObjArgs(heappush_fn, x->reports, entry, NULL) : NULL;
+        PyObject *hargs[2] = {x->reports, entry};
+        PyObject *res = entry ? PyObject_Vectorcall(heappush_fn, hargs, 2, NULL) : NULL;
         Py_XDECREF(entry);
         if (res == NULL) rc = -1;
         Py_XDECREF(res);
@@ -2159,6 +2161,494 @@ out:
     return rc;
 }
 
+/* ------------------------------------------------------------------ arrivals */
+
+/* FillSimulator.process_arrivals with the stock simulator methods (ctx's arrival kit):
+   a create that passes the order checks, is new and does not cross rests behind the
+   visible size and is acked (_on_create, _rest, _emit); a cancel of a resting order is
+   confirmed (_on_cancel, _unrest, _done, _remember, _emit).  Anything else (amends,
+   rejects, duplicates, a create that crosses) goes to the Python method of that one
+   arrival, checked before the first change. */
+ATTR(A_sim_counters, "counters");
+ATTR(A_sc_arrivals, "arrivals");
+ATTR(A_sc_acks, "acks");
+ATTR(A_sc_cancels, "cancels");
+ATTR(A_sim_live, "_live");
+ATTR(A_sim_finished, "_finished");
+ATTR(A_sim_inflight, "_inflight");
+ATTR(A_sim_last_arrival, "_last_arrival");
+ATTR(A_sim_last_delivery, "_last_delivery");
+ATTR(A_sim_syms, "_syms");
+ATTR(A_sim_join_seq, "_join_seq");
+ATTR(A_sim_rseq, "_rseq");
+ATTR(A_sim_preserve, "_preserve");
+ATTR(A_sim_latency, "latency");
+ATTR(A_sim_rng, "_rng");
+ATTR(A_sim_queue, "queue");
+ATTR(A_sim_params, "params");
+ATTR(A_sp_retention, "retention");
+ATTR(A_a_cid, "client_id");
+ATTR(A_a_symbol, "symbol");
+ATTR(A_a_side, "side");
+ATTR(A_a_price, "price");
+ATTR(A_a_qty, "qty");
+ATTR(A_a_post_only, "post_only");
+ATTR(A_x_cid, "client_id");
+ATTR(A_x_reason, "reason");
+ATTR(A_o_cid, "cid");
+ATTR(A_o_symbol, "symbol");
+ATTR(A_o_side, "side");
+ATTR(A_o_price, "price");
+ATTR(A_o_post_only, "post_only");
+ATTR(A_o_seq, "seq");
+ATTR(A_o_rested, "rested_ns");
+ATTR(A_o_resting, "resting");
+ATTR(A_k_ts, "ts");
+ATTR(A_k_cid, "client_id");
+ATTR(A_k_op, "op");
+ATTR(A_k_price, "price");
+ATTR(A_k_qty, "qty");
+ATTR(A_n_ts, "ts");
+ATTR(A_n_cid, "client_id");
+ATTR(A_n_reason, "reason");
+
+static Attr *ARRIVAL_ATTRS[] = {
+    &A_sim_counters, &A_sc_arrivals, &A_sc_acks, &A_sc_cancels, &A_sim_live, &A_sim_finished, &A_sim_inflight,
+    &A_sim_last_arrival, &A_sim_last_delivery, &A_sim_syms, &A_sim_join_seq, &A_sim_rseq, &A_sim_preserve,
+    &A_sim_latency, &A_sim_rng, &A_sim_queue, &A_sim_params, &A_sp_retention, &A_a_cid, &A_a_symbol, &A_a_side,
+    &A_a_price, &A_a_qty, &A_a_post_only, &A_x_cid, &A_x_reason, &A_o_cid, &A_o_symbol, &A_o_side, &A_o_price,
+    &A_o_post_only, &A_o_seq, &A_o_rested, &A_o_resting, &A_k_ts, &A_k_cid, &A_k_op, &A_k_price, &A_k_qty, &A_n_ts,
+    &A_n_cid, &A_n_reason, NULL};
+
+enum { AK_CREATE_T, AK_CANCEL_T, AK_ORDER_T, AK_ACK_T, AK_CANCELED_T, AK_OP_CREATE, AK_OP_CANCEL, AK_CANCELED_REASON,
+       AK_NEG, AK_POS, AK_RESPONSE, AK_JOIN_VISIBLE, AK_SIZE };
+
+static PyObject *M_on_create, *M_on_cancel, *M_on_amend, *M_response_ns, *M_on_join, *M_popitem;
+
+/* d[key] = v as a Python int */
+static int set_dict_i64(PyObject *d, PyObject *key, int64_t v) {
+    PyObject *o = PyLong_FromLongLong(v);
+    if (o == NULL) return -1;
+    int rc = PyDict_SetItem(d, key, o);
+    Py_DECREF(o);
+    return rc;
+}
+
+/* FillSimulator.now_ns as the loop knows it */
+static int sim_now_get(Ctx *x, int64_t *v) {
+    if (x->sim_now_dirty) {
+        *v = x->sim_now;
+        return 0;
+    }
+    return get_i64(&A_sim_now, x->sim, v);
+}
+
+/* a new instance of a __slots__ class with the slots set from vals (borrowed), without
+   running its __init__ (the values are the ones __init__ would set) */
+static PyObject *new_slotted(PyTypeObject *tp, Attr **attrs, PyObject **vals, int n) {
+    PyObject *obj = tp->tp_alloc(tp, 0);
+    if (obj == NULL) return NULL;
+    for (int i = 0; i < n; i++) {
+        if (Py_TYPE(obj) != attrs[i]->type) attr_resolve(attrs[i], Py_TYPE(obj));
+        if (attrs[i]->off < 0) {
+            Py_DECREF(obj);
+            PyErr_Format(PyExc_TypeError, "%s has no slot %s", tp->tp_name, attrs[i]->text);
+            return NULL;
+        }
+        PyObject **slot = (PyObject **)((char *)obj + attrs[i]->off);
+        Py_INCREF(vals[i]);
+        Py_XSETREF(*slot, vals[i]);
+    }
+    return obj;
+}
+
+/* FillSimulator._emit(ts, report, op): onto the simulator's report heap after the
+   response latency (never before an earlier report of the order with preserve_order) */
+static int sim_emit(Ctx *x, PyObject *kit, int64_t ts, PyObject *cid, PyObject *report, PyObject *op) {
+    int64_t lat;
+    PyObject *resp = PyTuple_GET_ITEM(kit, AK_RESPONSE);
+    if (resp != Py_None) {
+        PyObject *v = PyDict_GetItemWithError(resp, op);
+        if (v == NULL) {
+            if (!PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, op);
+            return -1;
+        }
+        lat = as_i64(v);
+        if (lat == -1 && PyErr_Occurred()) return -1;
+    } else {
+        PyObject *latency = aget(&A_sim_latency, x->sim), *rng = latency ? aget(&A_sim_rng, x->sim) : NULL;
+        PyObject *t = rng ? PyLong_FromLongLong(ts) : NULL, *v = NULL;
+        if (t != NULL) {
+            PyObject *args[4] = {latency, op, t, rng};
+            if (clock_sync() == 0)
+                v = PyObject_VectorcallMethod(M_response_ns, args, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        }
+        Py_XDECREF(latency);
+        Py_XDECREF(rng);
+        Py_XDECREF(t);
+        if (v == NULL) return -1;
+        lat = as_i64(v);
+        Py_DECREF(v);
+        if (lat == -1 && PyErr_Occurred()) return -1;
+    }
+    int64_t deliver = ts + lat;
+    int preserve = get_truth(&A_sim_preserve, x->sim);
+    if (preserve < 0) return -1;
+    if (preserve) {
+        PyObject *ld = aget(&A_sim_last_delivery, x->sim);
+        if (ld == NULL) return -1;
+        PyObject *last;
+        int rc = dict_get(ld, cid, &last);
+        if (rc == 0 && last != NULL) {
+            int64_t l = as_i64(last);
+            if (l == -1 && PyErr_Occurred()) rc = -1;
+            else if (deliver < l) deliver = l;
+        }
+        if (rc == 0) {
+            PyObject *d = PyLong_FromLongLong(deliver);
+            rc = d == NULL ? -1 : PyDict_SetItem(ld, cid, d);
+            Py_XDECREF(d);
+        }
+        Py_DECREF(ld);
+        if (rc < 0) return -1;
+    }
+    int64_t rseq;
+    if (get_i64(&A_sim_rseq, x->sim, &rseq) < 0) return -1;
+    PyObject *d = PyLong_FromLongLong(deliver), *s = d ? PyLong_FromLongLong(rseq) : NULL;
+    PyObject *entry = s ? PyTuple_Pack(3, d, s, report) : NULL;
+    Py_XDECREF(d);
+    Py_XDECREF(s);
+    PyObject *hargs[2] = {x->sim_reports, entry};
+    PyObject *res = entry ? PyObject_Vectorcall(heappush_fn, hargs, 2, NULL) : NULL;
+    Py_XDECREF(entry);
+    if (res == NULL) return -1;
+    Py_DECREF(res);
+    return set_i64(&A_sim_rseq, x->sim, rseq + 1);
+}
+
+static Attr *ORDER_SLOTS[] = {&A_o_cid, &A_o_symbol, &A_o_side, &A_o_price, &A_o_qty, &A_o_filled, &A_o_post_only,
+                              &A_o_ahead, &A_o_traded, &A_o_seq, &A_o_rested, &A_o_resting};
+static Attr *ACK_SLOTS[] = {&A_k_ts, &A_k_cid, &A_k_op, &A_k_price, &A_k_qty};
+static Attr *CANCELED_SLOTS[] = {&A_n_ts, &A_n_cid, &A_n_reason};
+
+/* a create arriving at ts: 1 done, 0 the Python method's case (nothing changed), -1 error */
+static int arrive_create(Ctx *x, PyObject *kit, PyObject *a, int64_t ts) {
+    int rc = -1;
+    PyObject *cid = aget(&A_a_cid, a), *sym = NULL, *side = NULL, *price = NULL, *qty = NULL, *po = NULL;
+    PyObject *live = NULL, *fin = NULL, *syms = NULL, *book = NULL, *mine = NULL, *o = NULL, *tso = NULL,
+             *ahead = NULL, *seqo = NULL, *ack = NULL, *counters = NULL;
+    if (cid == NULL || (sym = aget(&A_a_symbol, a)) == NULL || (side = aget(&A_a_side, a)) == NULL ||
+        (price = aget(&A_a_price, a)) == NULL || (qty = aget(&A_a_qty, a)) == NULL ||
+        (po = aget(&A_a_post_only, a)) == NULL || (live = aget(&A_sim_live, x->sim)) == NULL ||
+        (fin = aget(&A_sim_finished, x->sim)) == NULL || (syms = aget(&A_sim_syms, x->sim)) == NULL)
+        goto out;
+    rc = 0;
+    if (!PyUnicode_CheckExact(cid) || !PyDict_CheckExact(live) || !PyLong_CheckExact(side) ||
+        !PyLong_CheckExact(price) || !PyLong_CheckExact(qty))
+        goto out;
+    int known = PyDict_Contains(live, cid);
+    if (known == 0) known = PySequence_Contains(fin, cid);
+    if (known != 0) {
+        rc = known < 0 ? -1 : 0;
+        goto out;
+    }
+    int overflow = 0;
+    int64_t sd = PyLong_AsLongLongAndOverflow(side, &overflow), px = 0, q = 0;
+    if (!overflow) px = PyLong_AsLongLongAndOverflow(price, &overflow);
+    if (!overflow) q = PyLong_AsLongLongAndOverflow(qty, &overflow);
+    if (overflow || (sd != 1 && sd != -1) || px <= 0 || q <= 0) goto out; /* _check_order's rejects, or beyond int64 */
+    PyObject *st;
+    if (dict_get(syms, sym, &st) < 0) {
+        rc = -1;
+        goto out;
+    }
+    if (st == NULL || (book = aget(&A_st_book, st)) == NULL) {
+        rc = st == NULL ? 0 : -1;
+        goto out;
+    }
+    if (!PyObject_TypeCheck(book, NB_TYPE)) goto out;
+    NativeBook *nbk = (NativeBook *)book;
+    int64_t best;
+    if (nb_best(&nbk->side[sd > 0 ? NB_ASKS : NB_BIDS], &best) && (sd > 0 ? px >= best : px <= best))
+        goto out; /* crosses on arrival: a post-only reject or a taker walk */
+    if ((mine = aget(sd > 0 ? &A_st_bids : &A_st_asks, st)) == NULL || !PyDict_CheckExact(mine)) {
+        rc = mine == NULL ? -1 : 0;
+        goto out;
+    }
+    /* from here on the arrival is ours: _on_create, _rest, the ack */
+    rc = -1;
+    int64_t visible = nb_get(&nbk->side[sd > 0 ? NB_BIDS : NB_ASKS], px), jseq, n;
+    PyObject *queue = NULL;
+    if ((ahead = PyLong_FromLongLong(visible)) == NULL) goto out;
+    if (PyTuple_GET_ITEM(kit, AK_JOIN_VISIBLE) != Py_True) { /* queue.on_join(visible) */
+        if ((queue = aget(&A_sim_queue, x->sim)) == NULL || clock_sync() < 0) {
+            Py_XDECREF(queue);
+            goto out;
+        }
+        PyObject *args[2] = {queue, ahead};
+        PyObject *r = PyObject_VectorcallMethod(M_on_join, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        Py_DECREF(queue);
+        if (r == NULL) goto out;
+        Py_SETREF(ahead, r);
+    }
+    if (get_i64(&A_sim_join_seq, x->sim, &jseq) < 0 || set_i64(&A_sim_join_seq, x->sim, jseq + 1) < 0 ||
+        (seqo = PyLong_FromLongLong(jseq + 1)) == NULL || (tso = PyLong_FromLongLong(ts)) == NULL)
+        goto out;
+    PyObject *zero = PyLong_FromLong(0);
+    if (zero == NULL) goto out;
+    PyObject *vals[12] = {cid, sym, side, price, qty, zero, po, ahead, zero, seqo, tso, Py_True};
+    o = new_slotted((PyTypeObject *)PyTuple_GET_ITEM(kit, AK_ORDER_T), ORDER_SLOTS, vals, 12);
+    Py_DECREF(zero);
+    if (o == NULL || PyDict_SetItem(live, cid, o) < 0) goto out;
+    PyObject *lst;
+    if (dict_get(mine, price, &lst) < 0) goto out;
+    if (lst == NULL) {
+        PyObject *nl = PyList_New(1);
+        if (nl == NULL) goto out;
+        Py_INCREF(o);
+        PyList_SET_ITEM(nl, 0, o);
+        int r = PyDict_SetItem(mine, price, nl);
+        Py_DECREF(nl);
+        if (r < 0) goto out;
+    } else if (!PyList_CheckExact(lst) || PyList_Append(lst, o) < 0) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "our orders at a price must be a list");
+        goto out;
+    }
+    int64_t lim;
+    Attr *la = sd > 0 ? &A_st_max_bid : &A_st_min_ask;
+    if (get_i64(la, st, &lim) < 0 || ((sd > 0 ? px > lim : px < lim) && aset(la, st, price) < 0) ||
+        get_i64(&A_st_n, st, &n) < 0 || set_i64(&A_st_n, st, n + 1) < 0)
+        goto out;
+    if ((counters = aget(&A_sim_counters, x->sim)) == NULL || bump(counters, &A_sc_acks, 1) < 0) goto out;
+    PyObject *avals[5] = {tso, cid, PyTuple_GET_ITEM(kit, AK_OP_CREATE), price, qty};
+    ack = new_slotted((PyTypeObject *)PyTuple_GET_ITEM(kit, AK_ACK_T), ACK_SLOTS, avals, 5);
+    if (ack == NULL || sim_emit(x, kit, ts, cid, ack, PyTuple_GET_ITEM(kit, AK_OP_CREATE)) < 0) goto out;
+    rc = 1;
+out:
+    Py_XDECREF(cid);
+    Py_XDECREF(sym);
+    Py_XDECREF(side);
+    Py_XDECREF(price);
+    Py_XDECREF(qty);
+    Py_XDECREF(po);
+    Py_XDECREF(live);
+    Py_XDECREF(fin);
+    Py_XDECREF(syms);
+    Py_XDECREF(book);
+    Py_XDECREF(mine);
+    Py_XDECREF(o);
+    Py_XDECREF(tso);
+    Py_XDECREF(ahead);
+    Py_XDECREF(seqo);
+    Py_XDECREF(ack);
+    Py_XDECREF(counters);
+    return rc;
+}
+
+/* max (bids) or min (asks) of a dict's int keys; 0 when empty, 1 found, -1 error */
+static int extreme_key(PyObject *d, int is_max, PyObject **out) {
+    Py_ssize_t pos = 0;
+    PyObject *k, *v, *best = NULL;
+    while (PyDict_Next(d, &pos, &k, &v)) {
+        if (best == NULL) best = k;
+        else {
+            int better = PyObject_RichCompareBool(k, best, is_max ? Py_GT : Py_LT);
+            if (better < 0) return -1;
+            if (better) best = k;
+        }
+    }
+    *out = best;
+    return best != NULL;
+}
+
+/* a cancel arriving at ts: 1 done, 0 the Python method's case (nothing changed), -1 error */
+static int arrive_cancel(Ctx *x, PyObject *kit, PyObject *a, int64_t ts) {
+    int rc = -1;
+    PyObject *cid = aget(&A_x_cid, a), *live = NULL, *o = NULL, *sym = NULL, *syms = NULL, *mine = NULL,
+             *price = NULL, *fin = NULL, *inflight = NULL, *params = NULL, *tso = NULL, *reason = NULL,
+             *rep = NULL, *counters = NULL;
+    if (cid == NULL || (live = aget(&A_sim_live, x->sim)) == NULL || (syms = aget(&A_sim_syms, x->sim)) == NULL)
+        goto out;
+    rc = 0;
+    if (!PyDict_CheckExact(live)) goto out;
+    PyObject *ob;
+    if (dict_get(live, cid, &ob) < 0) {
+        rc = -1;
+        goto out;
+    }
+    if (ob == NULL) goto out; /* unknown or finished: the reject */
+    o = Py_NewRef(ob);
+    int resting = get_truth(&A_o_resting, o);
+    if (resting <= 0) {
+        rc = resting;
+        goto out;
+    }
+    int64_t sd;
+    PyObject *st;
+    if ((sym = aget(&A_o_symbol, o)) == NULL || get_i64(&A_o_side, o, &sd) < 0 || dict_get(syms, sym, &st) < 0 ||
+        (price = aget(&A_o_price, o)) == NULL) {
+        rc = -1;
+        goto out;
+    }
+    if (st == NULL) goto out;
+    if ((mine = aget(sd > 0 ? &A_st_bids : &A_st_asks, st)) == NULL) {
+        rc = -1;
+        goto out;
+    }
+    PyObject *lst;
+    if (!PyDict_CheckExact(mine) || dict_get(mine, price, &lst) < 0 || lst == NULL || !PyList_CheckExact(lst)) {
+        rc = PyErr_Occurred() ? -1 : 0;
+        goto out;
+    }
+    Py_ssize_t k = 0, nl = PyList_GET_SIZE(lst);
+    while (k < nl && PyList_GET_ITEM(lst, k) != o) k++;
+    if (k == nl) goto out; /* not where _unrest looks: its error, from Python */
+    /* from here on: _unrest, _done, the confirmation */
+    rc = -1;
+    if (aset(&A_o_resting, o, Py_False) < 0 || PyList_SetSlice(lst, k, k + 1, NULL) < 0) goto out;
+    if (PyList_GET_SIZE(lst) == 0) {
+        if (PyDict_DelItem(mine, price) < 0) goto out;
+        Attr *la = sd > 0 ? &A_st_max_bid : &A_st_min_ask;
+        PyObject *lim = aget(la, st);
+        if (lim == NULL) goto out;
+        int eq = PyObject_RichCompareBool(price, lim, Py_EQ);
+        Py_DECREF(lim);
+        if (eq < 0) goto out;
+        if (eq) {
+            PyObject *nb;
+            int f = extreme_key(mine, sd > 0, &nb);
+            if (f < 0 || aset(la, st, f ? nb : PyTuple_GET_ITEM(kit, sd > 0 ? AK_NEG : AK_POS)) < 0) goto out;
+        }
+    }
+    int64_t n;
+    if (get_i64(&A_st_n, st, &n) < 0 || set_i64(&A_st_n, st, n - 1) < 0) goto out;
+    /* _done: forget the live order, remember its id (OrderedDict, oldest dropped) */
+    if (PyDict_DelItem(live, cid) < 0) goto out;
+    int64_t keep;
+    if ((fin = aget(&A_sim_finished, x->sim)) == NULL || PyObject_SetItem(fin, cid, Py_None) < 0 ||
+        (params = aget(&A_sim_params, x->sim)) == NULL || get_i64(&A_sp_retention, params, &keep) < 0)
+        goto out;
+    Py_ssize_t nf = PyObject_Length(fin);
+    if (nf < 0) goto out;
+    if (nf > keep) {
+        PyObject *r = PyObject_CallMethodObjArgs(fin, M_popitem, Py_False, NULL);
+        if (r == NULL) goto out;
+        Py_DECREF(r);
+    }
+    if ((inflight = aget(&A_sim_inflight, x->sim)) == NULL) goto out;
+    int infl = PyDict_Contains(inflight, cid);
+    if (infl < 0) goto out;
+    if (!infl) {
+        Attr *dicts[2] = {&A_sim_last_arrival, &A_sim_last_delivery};
+        for (int i = 0; i < 2; i++) {
+            PyObject *d = aget(dicts[i], x->sim);
+            int r = d == NULL ? -1 : PyDict_DelItem(d, cid);
+            Py_XDECREF(d);
+            if (r < 0) {
+                if (!PyErr_ExceptionMatches(PyExc_KeyError)) goto out;
+                PyErr_Clear();
+            }
+        }
+    }
+    if ((counters = aget(&A_sim_counters, x->sim)) == NULL || bump(counters, &A_sc_cancels, 1) < 0) goto out;
+    /* the confirmation: Canceled(ts, cid, a.reason or "canceled") */
+    if ((reason = aget(&A_x_reason, a)) == NULL) goto out;
+    int truth = PyObject_IsTrue(reason);
+    if (truth < 0) goto out;
+    if (!truth) Py_SETREF(reason, Py_NewRef(PyTuple_GET_ITEM(kit, AK_CANCELED_REASON)));
+    if ((tso = PyLong_FromLongLong(ts)) == NULL) goto out;
+    PyObject *cvals[3] = {tso, cid, reason};
+    rep = new_slotted((PyTypeObject *)PyTuple_GET_ITEM(kit, AK_CANCELED_T), CANCELED_SLOTS, cvals, 3);
+    if (rep == NULL || sim_emit(x, kit, ts, cid, rep, PyTuple_GET_ITEM(kit, AK_OP_CANCEL)) < 0) goto out;
+    rc = 1;
+out:
+    Py_XDECREF(cid);
+    Py_XDECREF(live);
+    Py_XDECREF(o);
+    Py_XDECREF(sym);
+    Py_XDECREF(syms);
+    Py_XDECREF(mine);
+    Py_XDECREF(price);
+    Py_XDECREF(fin);
+    Py_XDECREF(inflight);
+    Py_XDECREF(params);
+    Py_XDECREF(tso);
+    Py_XDECREF(reason);
+    Py_XDECREF(rep);
+    Py_XDECREF(counters);
+    return rc;
+}
+
+/* FillSimulator.process_arrivals(until) */
+static int process_arrivals(Ctx *x, int64_t until) {
+    PyObject *kit = x->arrival_kit;
+    if (kit == NULL) return call_method(x->sim, M_process_arrivals, NULL, 0, &until, 1);
+    for (;;) {
+        int64_t t;
+        int h = heap_head(x->arrivals, &t);
+        if (h <= 0 || t > until) return h < 0 ? -1 : 0;
+        PyObject *item = PyObject_CallOneArg(heappop_fn, x->arrivals);
+        if (item == NULL) return -1;
+        int rc = -1;
+        PyObject *action = PyTuple_GET_ITEM(item, 2), *cid = NULL, *counters = NULL, *inflight = NULL;
+        int64_t now;
+        if (sim_now_get(x, &now) < 0) goto next;
+        if (t > now) sim_now_set(x, t);
+        if ((counters = aget(&A_sim_counters, x->sim)) == NULL || bump(counters, &A_sc_arrivals, 1) < 0) goto next;
+        PyTypeObject *tp = Py_TYPE(action);
+        int done = 0;
+        if (tp == (PyTypeObject *)PyTuple_GET_ITEM(kit, AK_CREATE_T)) done = arrive_create(x, kit, action, t);
+        else if (tp == (PyTypeObject *)PyTuple_GET_ITEM(kit, AK_CANCEL_T)) done = arrive_cancel(x, kit, action, t);
+        if (done < 0) goto next;
+        if (!done) {
+            PyObject *name = tp == (PyTypeObject *)PyTuple_GET_ITEM(kit, AK_CREATE_T)   ? M_on_create
+                             : tp == (PyTypeObject *)PyTuple_GET_ITEM(kit, AK_CANCEL_T) ? M_on_cancel
+                                                                                         : M_on_amend;
+            if (call_method(x->sim, name, &action, 1, &t, 1) < 0) goto next;
+        }
+        /* the in-flight count of the order; its ordering state goes once nothing is in
+           flight and the order is not live */
+        if ((cid = PyObject_GetAttr(action, A_a_cid.name)) == NULL || (inflight = aget(&A_sim_inflight, x->sim)) == NULL)
+            goto next;
+        PyObject *cnt;
+        if (dict_get(inflight, cid, &cnt) < 0) goto next;
+        if (cnt == NULL) {
+            PyErr_SetObject(PyExc_KeyError, cid);
+            goto next;
+        }
+        int64_t left = as_i64(cnt) - 1;
+        if (left == -2 && PyErr_Occurred()) goto next;
+        if (left) {
+            if (set_dict_i64(inflight, cid, left) < 0) goto next;
+        } else {
+            if (PyDict_DelItem(inflight, cid) < 0) goto next;
+            PyObject *live = aget(&A_sim_live, x->sim);
+            int in = live == NULL ? -1 : PyDict_Contains(live, cid);
+            Py_XDECREF(live);
+            if (in < 0) goto next;
+            if (!in) {
+                Attr *dicts[2] = {&A_sim_last_arrival, &A_sim_last_delivery};
+                for (int i = 0; i < 2; i++) {
+                    PyObject *d = aget(dicts[i], x->sim);
+                    int r = d == NULL ? -1 : PyDict_DelItem(d, cid);
+                    Py_XDECREF(d);
+                    if (r < 0) {
+                        if (!PyErr_ExceptionMatches(PyExc_KeyError)) goto next;
+                        PyErr_Clear();
+                    }
+                }
+            }
+        }
+        rc = 0;
+    next:
+        Py_XDECREF(cid);
+        Py_XDECREF(counters);
+        Py_XDECREF(inflight);
+        Py_DECREF(item);
+        if (rc < 0) return -1;
+    }
+}
+
 /* Engine._advance(until): every exchange arrival, report and local delivery due at or
    before `until`, earliest first; ties: arrivals, then reports, then market deliveries.
    Arrivals and reports go to their Python methods, local deliveries run here. */
@@ -2176,7 +2666,7 @@ static int advance(Ctx *x, int64_t until) {
         if (!any || best > until) return 0;
         int64_t now;
         if (h_arr && t_arr == best) {
-            if (call_method(x->sim, M_process_arrivals, NULL, 0, &best, 1) < 0) return -1;
+            if (process_arrivals(x, best) < 0) return -1;
             if (collect(x) < 0) return -1;
             continue;
         }
@@ -2238,7 +2728,7 @@ static int feed(Ctx *x, Py_ssize_t lo, Py_ssize_t hi, Py_ssize_t *n, int64_t *la
         int rc = heap_head(x->arrivals, &h);
         if (rc < 0) return -1;
         /* FillSimulator.on_market: the arrivals due by ts first (Python), then the event */
-        if (rc && h <= ts && call_method(x->sim, M_process_arrivals, NULL, 0, &ts, 1) < 0) return -1;
+        if (rc && h <= ts && process_arrivals(x, ts) < 0) return -1;
         if (sim_on_market(x, r) < 0) return -1;
         if (collect(x) < 0) return -1;
         if (local_push(x, x->rts[r] - x->shift, r) < 0) return -1;
@@ -2257,9 +2747,9 @@ static int bump(PyObject *counters, Attr *a, Py_ssize_t v) {
 
 static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 7 || !PyTuple_CheckExact(args[2]) || PyTuple_GET_SIZE(args[2]) != 23 || !PyTuple_CheckExact(args[3]) ||
+    if (nargs != 7 || !PyTuple_CheckExact(args[2]) || PyTuple_GET_SIZE(args[2]) != 24 || !PyTuple_CheckExact(args[3]) ||
         PyTuple_GET_SIZE(args[3]) != 8 || !PyTuple_CheckExact(args[4]) || PyTuple_GET_SIZE(args[4]) != 2) {
-        PyErr_SetString(PyExc_TypeError, "run(engine, sim, ctx[23], cols[8], levels[2], lo, hi)");
+        PyErr_SetString(PyExc_TypeError, "run(engine, sim, ctx[24], cols[8], levels[2], lo, hi)");
         return NULL;
     }
     Ctx x;
@@ -2296,6 +2786,19 @@ static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) 
              !PyType_Check(PyTuple_GET_ITEM(x.report_kit, KIT_CANCELED)) ||
              !PyType_Check(PyTuple_GET_ITEM(x.report_kit, KIT_OM))) {
         PyErr_SetString(PyExc_TypeError, "run: the report kit must be None or a tuple of its 10 entries");
+        return NULL;
+    }
+    x.arrival_kit = PyTuple_GET_ITEM(ctx, 23);
+    if (x.arrival_kit == Py_None) x.arrival_kit = NULL;
+    else if (!PyTuple_CheckExact(x.arrival_kit) || PyTuple_GET_SIZE(x.arrival_kit) != AK_SIZE ||
+             !PyType_Check(PyTuple_GET_ITEM(x.arrival_kit, AK_CREATE_T)) ||
+             !PyType_Check(PyTuple_GET_ITEM(x.arrival_kit, AK_CANCEL_T)) ||
+             !PyType_Check(PyTuple_GET_ITEM(x.arrival_kit, AK_ORDER_T)) ||
+             !PyType_Check(PyTuple_GET_ITEM(x.arrival_kit, AK_ACK_T)) ||
+             !PyType_Check(PyTuple_GET_ITEM(x.arrival_kit, AK_CANCELED_T)) ||
+             (PyTuple_GET_ITEM(x.arrival_kit, AK_RESPONSE) != Py_None &&
+              !PyDict_Check(PyTuple_GET_ITEM(x.arrival_kit, AK_RESPONSE)))) {
+        PyErr_SetString(PyExc_TypeError, "run: the arrival kit must be None or a tuple of its 12 entries");
         return NULL;
     }
     Py_ssize_t lo = PyLong_AsSsize_t(args[5]), hi = PyLong_AsSsize_t(args[6]);
@@ -2421,6 +2924,12 @@ PyMODINIT_FUNC PyInit__fastfeed(void) {
         if (((*a)->name = intern((*a)->text)) == NULL) return NULL;
     for (Attr **a = REPORT_ATTRS; *a != NULL; a++)
         if (((*a)->name = intern((*a)->text)) == NULL) return NULL;
+    for (Attr **a = ARRIVAL_ATTRS; *a != NULL; a++)
+        if (((*a)->name = intern((*a)->text)) == NULL) return NULL;
+    if ((M_on_create = intern("_on_create")) == NULL || (M_on_cancel = intern("_on_cancel")) == NULL ||
+        (M_on_amend = intern("_on_amend")) == NULL || (M_response_ns = intern("response_ns")) == NULL ||
+        (M_on_join = intern("on_join")) == NULL || (M_popitem = intern("popitem")) == NULL)
+        return NULL;
     if ((M_quotes = intern("quotes")) == NULL || (M_reconcile = intern("reconcile")) == NULL ||
         (M_reconcile_slow = intern("_reconcile_slow")) == NULL ||
         (M_send = intern("_send")) == NULL || (M_advance = intern("advance")) == NULL ||

@@ -41,16 +41,20 @@ from typing import Any, Protocol
 from mmkit.core.allocator import Allocation, Allocator, AllocatorInputs, SymbolInputs
 from mmkit.core.book import L2Book, NativeL2Book
 from mmkit.core.events import BookDelta, BookSnapshot, Quote, SeqGap, Trade
+from mmkit.core import fillsim as fillsim_mod
 from mmkit.core.fillsim import FillSimulator
 from mmkit.core.gates import GateChain
 from mmkit.core.instruments import Instrument
+from mmkit.core.latency import ConstantLatency
 from mmkit.core.ledger import Ledger
 from mmkit.core.orders import Budget, OrderManager
+from mmkit.core.queue import OptimisticQueue, ProbQueue, RiskAverseQueue
 from mmkit.core.risk import PositionBook
 from mmkit.core.signals import LN2, SymbolSignals, make_signal_snapshot
 from mmkit.core.stats import OrderRecord, make_order_record
 from mmkit.core.strategy import FixedStrategy, Strategy, make_desired_quote, make_quote_context
 from mmkit.core.types import (
+    OP_CANCEL,
     OP_CREATE,
     Ack,
     Action,
@@ -386,7 +390,7 @@ class Engine:
                stock_decide, type(self.allocator) is Allocator, make_signal_snapshot, make_quote_context,
                OrderState.OPEN, OrderState.PARTIALLY_FILLED, _plain_trades(sim), make_desired_quote,
                _stock(Engine, "_collect", "_push_reports") and _stock(FillSimulator, "drain_reports"),
-               self._report_kit())
+               self._report_kit(), _arrival_kit(sim))
         return n + _feed_rows(self, sim, ctx, rows.columns, rows.levels, lo, hi)  # type: ignore[misc]
 
     def _report_kit(self) -> tuple[Any, ...] | None:
@@ -738,14 +742,37 @@ _STOCK: dict[str, Callable[..., Any]] = _methods(
     (OrderManager, ("reconcile", "_nothing_to_do", "on_report", "_on_create_ack", "_finish", "finished", "_recommit",
                     "_commit_value")),
     (FixedStrategy, ("quotes", "prices", "_sized")),
-    (FillSimulator, ("drain_reports", "_trade")),
+    (FillSimulator, ("drain_reports", "_trade", "process_arrivals", "_on_create", "_on_cancel", "_rest", "_unrest",
+                     "_done", "_remember", "_emit", "_crosses")),
+    (ConstantLatency, ("response_ns",)),
 )
 """The methods the compiled loop mirrors, as defined here (a patched one runs in Python)."""
+
+
+_JOIN_AS_VISIBLE = (RiskAverseQueue.on_join, ProbQueue.on_join, OptimisticQueue.on_join)
+"""The stock queue models' ``on_join``: an order joins behind the visible size."""
 
 
 def _stock(cls: type, *names: str) -> bool:
     """Whether ``cls``'s methods ``names`` are still the ones the compiled loop mirrors."""
     return all(getattr(cls, name) is _STOCK[f"{cls.__name__}.{name}"] for name in names)
+
+
+def _arrival_kit(sim: Any) -> tuple[Any, ...] | None:
+    """What the compiled loop needs to run a create's and a cancel's arrival at the
+    simulator itself (``FillSimulator.process_arrivals``' common steps), or ``None``: a
+    patched arrival method (every arrival then goes to ``process_arrivals``).  The
+    response latency is read from a stock ``ConstantLatency``'s table, else asked of the
+    model; the queue position on joining is the visible size for the stock queue models,
+    else asked of the model."""
+    if type(sim) is not FillSimulator or not _stock(FillSimulator, "process_arrivals", "_on_create", "_on_cancel",
+                                                    "_rest", "_unrest", "_done", "_remember", "_emit", "_crosses"):
+        return None
+    lat = sim.latency
+    resp = lat._resp if type(lat) is ConstantLatency and _stock(ConstantLatency, "response_ns") else None
+    join_visible = getattr(type(sim.queue), "on_join", None) in _JOIN_AS_VISIBLE
+    return (CreateOrder, CancelOrder, fillsim_mod._Order, Ack, Canceled, OP_CREATE, OP_CANCEL, "canceled",
+            fillsim_mod._NEG, fillsim_mod._POS, resp, join_visible)
 
 
 def _plain_trades(sim: Any) -> bool:

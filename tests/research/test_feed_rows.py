@@ -585,3 +585,38 @@ def test_acks_and_cancel_confirmations_in_the_loop(tmp_path: Path, monkeypatch: 
     monkeypatch.setitem(engine_mod._STOCK, "Engine._on_report", real)  # now a patched method: no kit
     again = outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False)
     assert again == out and calls["reports"] == c["reports"]
+
+
+def test_arrivals_at_the_simulator_in_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a test that cannot fail: the loop runs a create's and a cancel's arrival at the
+    simulator itself (``process_arrivals`` is then called only by ``Engine.close`` for
+    what is still in flight at the end), asks a queue model with
+    its own ``on_join`` for the queue position, and calls a patched ``process_arrivals``
+    for every arrival instead: same results every way."""
+    from mmkit.core.fillsim import FillSimulator
+    from mmkit.core.queue import RiskAverseQueue
+
+    calls = {"arrivals": 0, "join": 0}
+    real, real_join = FillSimulator.process_arrivals, RiskAverseQueue.on_join
+
+    def counting(self: Any, until: int) -> None:
+        calls["arrivals"] += 1
+        real(self, until)
+
+    def counting_join(self: Any, visible: int) -> float:
+        calls["join"] += 1
+        return real_join(self, visible)
+
+    cache = synth_cache(tmp_path, 6000)
+    monkeypatch.setitem(engine_mod._STOCK, "FillSimulator.process_arrivals", counting)
+    monkeypatch.setattr(FillSimulator, "process_arrivals", counting)
+    out = outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False)
+    c = out["counters"]
+    assert c["creates"] > 20 and c["cancels"] > 20 and calls["arrivals"] <= 1
+    calls["arrivals"] = 0
+    monkeypatch.setattr(RiskAverseQueue, "on_join", counting_join)
+    assert outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False) == out
+    assert calls["join"] > 20 and calls["arrivals"] <= 1
+    monkeypatch.setitem(engine_mod._STOCK, "FillSimulator.process_arrivals", real)  # now a patched method: no kit
+    assert outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False) == out
+    assert calls["arrivals"] > c["creates"] // 2
