@@ -39,7 +39,8 @@ run(engine, sim, ctx, cols, levels, lo, hi) -> rows consumed
   ctx = (runtimes, sim_syms, materialize, shift_ns, interval_ns, cross_fills, local,
          reports, arrivals, sim_reports, ledger, on_depth, ln2, stock_decide, stock_alloc,
          make_signal_snapshot, make_quote_context, OPEN, PARTIALLY_FILLED, plain_trades,
-         make_desired_quote, stock_collect, report_kit, arrival_kit)  (Engine.feed_rows builds it)
+         make_desired_quote, stock_collect, report_kit, arrival_kit, reconcile_kit)
+         (Engine.feed_rows builds it)
     runtimes  per symbol id: (rt, book, signals, ledger_book, stock_orders, fixed_terms)
               or None (not traded)
     sim_syms  per symbol id: the simulator's per-symbol state or None
@@ -275,6 +276,7 @@ typedef struct {
     PyObject *make_snapshot, *make_context, *make_desired, *st_open, *st_partial;
     PyObject *report_kit; /* ctx[22]: the stock report steps' types and constants, or NULL */
     PyObject *arrival_kit; /* ctx[23]: the stock arrival steps' types and constants, or NULL */
+    PyObject *reconcile_kit; /* ctx[24]: the stock reconcile steps' types and constants, or NULL */
     /* the rows this call queued for local delivery: a ring of (local time, row) that
        follows whatever Engine._local held on entry and goes back into it on exit */
     int64_t *rq_when, *rq_row;
@@ -1541,6 +1543,9 @@ static PyObject *strategy_quotes(Ctx *x, PyObject *rt, PyObject *signals, PyObje
     return desired;
 }
 
+static int reconcile_c(Ctx *x, PyObject *om, const Want *w, Py_ssize_t nw, int64_t now, int64_t mid,
+                       PyObject **actions);
+
 static int decide(Ctx *x, PyObject *entry, int64_t now) {
     PyObject *rt = PyTuple_GET_ITEM(entry, 0), *signals = PyTuple_GET_ITEM(entry, 2),
              *lbook = PyTuple_GET_ITEM(entry, 3);
@@ -1626,6 +1631,8 @@ static int decide(Ctx *x, PyObject *entry, int64_t now) {
     }
     PyObject *result = NULL, *desired = NULL, *orders = NULL, *budget = NULL;
     int slow = 0;
+    Want dw[MAX_WANTS];
+    Py_ssize_t nd = 0;
     if (!native_q) {
         desired = strategy_quotes(x, rt, signals, lbook, b, now, bid, ask);
         if (desired == NULL) return -1;
@@ -1641,17 +1648,39 @@ static int decide(Ctx *x, PyObject *entry, int64_t now) {
         int64_t detached;
         int r = same ? rd_i64(&A_om_detached, orders, &detached) : 0;
         if (r < 0) goto out;
+        if (r == 1 && detached != 0) { /* reconcile goes straight to _reconcile_slow */
+            int got = 1;
+            if (!native_q) {
+                got = wants_read(desired, dw, &nd);
+                if (got < 0) goto out;
+            }
+            if (got == 1) {
+                PyObject *acts = NULL;
+                int done = reconcile_c(x, orders, native_q ? w : dw, native_q ? nw : nd, now, mid_floor, &acts);
+                if (done < 0) goto out;
+                if (done) {
+                    int r2 = 0;
+                    if (PyList_GET_SIZE(acts) > 0) {
+                        PyObject *o2[2] = {rt, acts};
+                        r2 = call_method(x->engine, M_send, o2, 2, &now, 1);
+                    }
+                    Py_DECREF(acts);
+                    if (r2 < 0) goto out;
+                    Py_INCREF(Py_None);
+                    result = Py_None;
+                    goto out;
+                }
+                slow = 1;
+            }
+        }
         if (r == 1 && detached == 0) {
             int ntd = 0;
             if (native_q) {
                 ntd = nothing_to_do(x, orders, w, nw, now, mid_floor);
             } else {
-                Want dw[MAX_WANTS];
-                Py_ssize_t nd = 0;
                 ntd = wants_read(desired, dw, &nd);
                 if (ntd == 1) ntd = nothing_to_do(x, orders, dw, nd, now, mid_floor);
                 else if (ntd == 0) ntd = 2; /* quotes the C reading does not cover */
-                wants_clear(dw, nd);
             }
             if (ntd < 0) goto out;
             if (ntd == 1) {
@@ -1660,6 +1689,23 @@ static int decide(Ctx *x, PyObject *entry, int64_t now) {
                 goto out;
             }
             slow = ntd == 0; /* what reconcile would run next */
+            if (slow) { /* _reconcile_slow's common case here */
+                PyObject *acts = NULL;
+                int done = reconcile_c(x, orders, native_q ? w : dw, native_q ? nw : nd, now, mid_floor, &acts);
+                if (done < 0) goto out;
+                if (done) {
+                    int any = PyList_GET_SIZE(acts) > 0, r2 = 0;
+                    if (any) {
+                        PyObject *o2[2] = {rt, acts};
+                        r2 = call_method(x->engine, M_send, o2, 2, &now, 1);
+                    }
+                    Py_DECREF(acts);
+                    if (r2 < 0) goto out;
+                    Py_INCREF(Py_None);
+                    result = Py_None;
+                    goto out;
+                }
+            }
         }
     }
     if (native_q && (desired = wants_list(x, w, nw)) == NULL) goto out;
@@ -1687,6 +1733,7 @@ static int decide(Ctx *x, PyObject *entry, int64_t now) {
     }
 out:
     wants_clear(w, nw);
+    wants_clear(dw, nd);
     Py_XDECREF(desired);
     Py_XDECREF(orders);
     Py_XDECREF(budget);
@@ -2649,6 +2696,688 @@ static int process_arrivals(Ctx *x, int64_t until) {
     }
 }
 
+/* ------------------------------------------------------------------ reconcile */
+
+/* OrderManager._reconcile_slow(desired, now, mid) for the cancel_replace policy with the
+   stock order manager methods (ctx's reconcile kit), when nothing is due for the pending
+   timeouts, the tail batch is off, each side's desired ladder is clean (levels rising
+   under the cap, prices moving away from the mid, positive sizes, this manager's symbol)
+   and the budget still covers the resting orders: the same plan (exact price matches
+   keep resting, the rest pair up nearest the mid first, surplus orders are pulled), the
+   same creates and replacements in level order, the gates asked through their Python
+   methods.  Anything else goes to _reconcile_slow; the checks come before the first
+   change.  1 = done (*out: the actions, a new list), 0 = not covered, -1 = error. */
+ATTR(A_om_deadline, "_deadline_ns");
+ATTR(A_om_tail_age, "_tail_age_ns");
+ATTR(A_om_gate, "_gate");
+ATTR(A_om_id_base, "_id_base");
+ATTR(A_om_seq, "_seq");
+ATTR(A_om_timeout, "_timeout_ns");
+ATTR(A_om_last_replace, "_last_replace_ns");
+ATTR(A_om_min_interval, "_min_interval_ns");
+ATTR(A_op_max_conc, "replace_max_concurrent");
+ATTR(A_op_post_only, "post_only");
+ATTR(A_oc_level_capped, "level_capped");
+ATTR(A_oc_budget_capped, "budget_capped");
+ATTR(A_oc_gated, "gated");
+ATTR(A_oc_created, "created");
+ATTR(A_oc_throttled, "replace_throttled");
+ATTR(A_oc_stale_cancels, "stale_cancels");
+ATTR(A_oc_replaces, "replaces");
+ATTR(A_oc_canceled, "canceled");
+ATTR(A_oc_cancels, "cancels");
+ATTR(A_lo_pending_ref_mid, "pending_ref_mid");
+ATTR(A_lo_cid, "client_id");
+ATTR(A_lo_sent, "sent_ns");
+ATTR(A_lo_cancel_rejected, "cancel_rejected");
+ATTR(A_lv_cid, "client_id");
+ATTR(A_lv_symbol, "symbol");
+ATTR(A_lv_side, "side");
+ATTR(A_lv_price, "price");
+ATTR(A_lv_qty, "qty");
+ATTR(A_lv_level, "level");
+ATTR(A_lv_created, "created_ns");
+ATTR(A_lv_state, "state");
+ATTR(A_lv_filled, "filled");
+ATTR(A_lv_updated, "updated_ns");
+ATTR(A_lv_placed, "placed_ns");
+ATTR(A_lv_venue_id, "venue_id");
+ATTR(A_lv_post_only, "post_only");
+ATTR(A_lv_pending_price, "pending_price");
+ATTR(A_lv_pending_qty, "pending_qty");
+ATTR(A_lv_side_idx, "side_idx");
+ATTR(A_lv_attached, "attached");
+ATTR(A_lv_acked, "acked");
+ATTR(A_lv_priced, "priced_ns");
+ATTR(A_lv_sent, "sent_ns");
+ATTR(A_lv_ref_mid, "ref_mid");
+ATTR(A_lv_pending_ref_mid, "pending_ref_mid");
+ATTR(A_lv_committed, "committed");
+ATTR(A_lv_fill_units, "fill_units");
+ATTR(A_lv_fill_lots, "fill_lots");
+ATTR(A_lv_fill_keys, "fill_keys");
+ATTR(A_lv_cancel_retries, "cancel_retries");
+ATTR(A_lv_cancel_rejected, "cancel_rejected");
+ATTR(A_co_cid, "client_id");
+ATTR(A_co_symbol, "symbol");
+ATTR(A_co_side, "side");
+ATTR(A_co_price, "price");
+ATTR(A_co_qty, "qty");
+ATTR(A_co_post_only, "post_only");
+ATTR(A_co_level, "level");
+ATTR(A_cx_cid, "client_id");
+ATTR(A_cx_symbol, "symbol");
+ATTR(A_cx_reason, "reason");
+
+static Attr *LIVE_SLOTS[] = {&A_lv_cid, &A_lv_symbol, &A_lv_side, &A_lv_price, &A_lv_qty, &A_lv_level, &A_lv_created,
+                             &A_lv_state, &A_lv_filled, &A_lv_updated, &A_lv_placed, &A_lv_venue_id, &A_lv_post_only,
+                             &A_lv_pending_price, &A_lv_pending_qty, &A_lv_side_idx, &A_lv_attached, &A_lv_acked,
+                             &A_lv_priced, &A_lv_sent, &A_lv_ref_mid, &A_lv_pending_ref_mid, &A_lv_committed,
+                             &A_lv_fill_units, &A_lv_fill_lots, &A_lv_fill_keys, &A_lv_cancel_retries,
+                             &A_lv_cancel_rejected};
+#define N_LIVE_SLOTS 28
+static Attr *CREATE_SLOTS[] = {&A_co_cid, &A_co_symbol, &A_co_side, &A_co_price, &A_co_qty, &A_co_post_only,
+                               &A_co_level};
+static Attr *CANCEL_SLOTS[] = {&A_cx_cid, &A_cx_symbol, &A_cx_reason};
+
+static Attr *RECONCILE_ATTRS[] = {
+    &A_om_deadline, &A_om_tail_age, &A_om_gate, &A_om_id_base, &A_om_seq, &A_om_timeout, &A_om_last_replace,
+    &A_om_min_interval, &A_op_max_conc, &A_op_post_only, &A_oc_level_capped, &A_oc_budget_capped, &A_oc_gated,
+    &A_oc_created, &A_oc_throttled, &A_oc_stale_cancels, &A_oc_replaces, &A_oc_canceled, &A_oc_cancels,
+    &A_lo_pending_ref_mid, &A_lo_cid, &A_lo_sent, &A_lo_cancel_rejected, &A_lv_cid, &A_lv_symbol, &A_lv_side,
+    &A_lv_price, &A_lv_qty, &A_lv_level, &A_lv_created, &A_lv_state, &A_lv_filled, &A_lv_updated, &A_lv_placed,
+    &A_lv_venue_id, &A_lv_post_only, &A_lv_pending_price, &A_lv_pending_qty, &A_lv_side_idx, &A_lv_attached,
+    &A_lv_acked, &A_lv_priced, &A_lv_sent, &A_lv_ref_mid, &A_lv_pending_ref_mid, &A_lv_committed, &A_lv_fill_units,
+    &A_lv_fill_lots, &A_lv_fill_keys, &A_lv_cancel_retries, &A_lv_cancel_rejected, &A_co_cid, &A_co_symbol,
+    &A_co_side, &A_co_price, &A_co_qty, &A_co_post_only, &A_co_level, &A_cx_cid, &A_cx_symbol, &A_cx_reason, NULL};
+
+enum { RK_LIVE_T, RK_CREATE_T, RK_CANCEL_T, RK_PENDING_NEW, RK_PENDING_CANCEL, RK_PULLED, RK_REPLACE, RK_STALE_TTL,
+       RK_STALE_DRIFT, RK_TTL, RK_DRIFT, RK_FLOW_PREFIXES, RK_EMPTY, RK_ZERO_F, RK_SIZE };
+
+static PyObject *M_check, *M_on_sent;
+
+#define MAX_SIDE_ORDERS 32
+
+typedef struct { /* a live, attached order as the plan reads it */
+    PyObject *o; /* a new reference */
+    int64_t price, key_price, qty, filled, priced, level;
+    int resting;
+} Rd;
+
+typedef struct {
+    int64_t level;
+    int si, want;  /* index into the wants */
+    int ord;       /* index into that side's Rd, -1 = a create */
+    PyObject *stale; /* borrowed kit string ("ttl"/"drift") or NULL */
+} Intent;
+
+typedef struct {
+    Ctx *x;
+    PyObject *kit, *om, *counters, *gate, *sym, *id_base, *att[2], *tot, *det, *orders, *live, *replacing;
+    PyObject *cancels, *out, *nowo, *mido, *post_only;
+    int64_t now, timeout, deadline, max_levels, cap_i, max_conc, min_interval;
+    PyObject *cap;
+    int inverse;
+} Rc;
+
+/* d[key] += 1 for a counter dict */
+static int bump_key(PyObject *d, PyObject *key) {
+    if (!PyDict_Check(d)) {
+        PyErr_SetString(PyExc_TypeError, "counter maps must be dicts");
+        return -1;
+    }
+    PyObject *cur = PyDict_GetItemWithError(d, key);
+    if (cur == NULL && PyErr_Occurred()) return -1;
+    PyObject *one = PyLong_FromLong(1); /* a cached small int */
+    if (one == NULL) return -1;
+    PyObject *v = cur ? PyNumber_Add(cur, one) : Py_NewRef(one);
+    Py_DECREF(one);
+    if (v == NULL) return -1;
+    int rc = PyDict_SetItem(d, key, v);
+    Py_DECREF(v);
+    return rc;
+}
+
+static int bump_map(PyObject *counters, Attr *a, PyObject *key) {
+    PyObject *d = aget(a, counters);
+    if (d == NULL) return -1;
+    int rc = bump_key(d, key);
+    Py_DECREF(d);
+    return rc;
+}
+
+/* gate.check(action, now): a new reference to the reason or None */
+static PyObject *gate_check(Rc *c, PyObject *a) {
+    if (clock_sync() < 0) return NULL;
+    PyObject *args[3] = {c->gate, a, c->nowo};
+    return PyObject_VectorcallMethod(M_check, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+}
+
+static int gate_sent(Rc *c, PyObject *a) {
+    if (clock_sync() < 0) return -1;
+    PyObject *args[3] = {c->gate, a, c->nowo};
+    PyObject *r = PyObject_VectorcallMethod(M_on_sent, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+    if (r == NULL) return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static int set_deadline(Rc *c) {
+    int64_t due = c->now + c->timeout;
+    if (due < c->deadline) {
+        c->deadline = due;
+        return set_i64(&A_om_deadline, c->om, due);
+    }
+    return 0;
+}
+
+/* OrderManager._send_cancel(o, reason, now, out) */
+static int rc_send_cancel(Rc *c, PyObject *o, PyObject *reason, PyObject *out) {
+    PyObject *cid = aget(&A_lo_cid, o);
+    if (cid == NULL) return -1;
+    PyObject *vals[3] = {cid, c->sym, reason};
+    PyObject *a = new_slotted((PyTypeObject *)PyTuple_GET_ITEM(c->kit, RK_CANCEL_T), CANCEL_SLOTS, vals, 3);
+    Py_DECREF(cid);
+    if (a == NULL) return -1;
+    int rc = -1;
+    if (c->gate != Py_None && gate_sent(c, a) < 0) goto out;
+    int attached = get_truth(&A_lv_attached, o);
+    if (attached < 0) goto out;
+    if (attached) { /* _detach */
+        int64_t si, nd;
+        if (get_i64(&A_lv_side_idx, o, &si) < 0 || aset(&A_lv_attached, o, Py_False) < 0) goto out;
+        PyObject *lst = si >= 0 && si < 2 ? c->att[si] : NULL;
+        if (lst == NULL) {
+            PyErr_SetString(PyExc_ValueError, "side_idx must be 0 or 1");
+            goto out;
+        }
+        Py_ssize_t k = 0, n = PyList_GET_SIZE(lst);
+        while (k < n && PyList_GET_ITEM(lst, k) != o) k++;
+        if (k == n) {
+            PyErr_SetString(PyExc_ValueError, "list.remove(x): x not in list");
+            goto out;
+        }
+        PyObject *committed = aget(&A_lv_committed, o);
+        int bad = committed == NULL || PyList_SetSlice(lst, k, k + 1, NULL) < 0 || list_add(c->det, si, committed, 0) < 0 ||
+                  get_i64(&A_om_detached, c->om, &nd) < 0 || set_i64(&A_om_detached, c->om, nd + 1) < 0;
+        Py_XDECREF(committed);
+        if (bad) goto out;
+    }
+    if (aset(&A_lv_state, o, PyTuple_GET_ITEM(c->kit, RK_PENDING_CANCEL)) < 0 || aset(&A_lv_sent, o, c->nowo) < 0 ||
+        aset(&A_lv_updated, o, c->nowo) < 0 || aset(&A_lv_cancel_rejected, o, Py_False) < 0 || set_deadline(c) < 0 ||
+        bump(c->counters, &A_oc_canceled, 1) < 0 || bump_map(c->counters, &A_oc_cancels, reason) < 0 ||
+        PyList_Append(out, a) < 0)
+        goto out;
+    rc = 0;
+out:
+    Py_DECREF(a);
+    return rc;
+}
+
+static PyObject *next_id(Rc *c, int64_t *seq) {
+    if (get_i64(&A_om_seq, c->om, seq) < 0) return NULL;
+    return PyUnicode_FromFormat("%U%lld", c->id_base, (long long)*seq);
+}
+
+/* q as Python ints: side, price, qty, level (new references in v[0..3]) */
+static int want_ints(const Want *q, PyObject **v) {
+    int64_t src[4] = {q->side, q->price, q->qty, q->level};
+    for (int i = 0; i < 4; i++) {
+        if ((v[i] = PyLong_FromLongLong(src[i])) == NULL) {
+            for (int j = 0; j < i; j++) Py_DECREF(v[j]);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static PyObject *make_create(Rc *c, PyObject *cid, PyObject **qv) {
+    PyObject *vals[7] = {cid, c->sym, qv[0], qv[1], qv[2], c->post_only, qv[3]};
+    return new_slotted((PyTypeObject *)PyTuple_GET_ITEM(c->kit, RK_CREATE_T), CREATE_SLOTS, vals, 7);
+}
+
+/* q's budget units: qty lots (inverse) or price x qty; 0 when beyond 64 bits */
+static int units_of(Rc *c, const Want *q, int64_t *u) {
+    if (c->inverse) {
+        *u = q->qty;
+        return 1;
+    }
+    return !__builtin_mul_overflow(q->price, q->qty, u);
+}
+
+/* cap is None, or tot[si] + units <= cap */
+static int fits_cap(Rc *c, int si, int64_t units) {
+    if (c->cap == Py_None) return 1;
+    PyObject *u = PyLong_FromLongLong(units);
+    PyObject *sum = u ? PyNumber_Add(PyList_GET_ITEM(c->tot, si), u) : NULL;
+    Py_XDECREF(u);
+    if (sum == NULL) return -1;
+    int r = PyObject_RichCompareBool(sum, c->cap, Py_LE);
+    Py_DECREF(sum);
+    return r;
+}
+
+/* OrderManager._try_create(q, si, now, mid, out): 1 created (*cid_out: a new reference),
+   0 not, -1 error */
+static int rc_try_create(Rc *c, const Want *q, int si, PyObject **cid_out) {
+    *cid_out = NULL;
+    if (PyList_GET_SIZE(c->att[si]) >= c->max_levels) return bump(c->counters, &A_oc_level_capped, 1) < 0 ? -1 : 0;
+    int64_t units, seq;
+    if (!units_of(c, q, &units)) {
+        PyErr_SetString(PyExc_OverflowError, "order units beyond 64 bits");
+        return -1;
+    }
+    int fits = fits_cap(c, si, units);
+    if (fits <= 0) return fits < 0 || bump(c->counters, &A_oc_budget_capped, 1) < 0 ? -1 : 0;
+    PyObject *qv[4];
+    if (want_ints(q, qv) < 0) return -1;
+    PyObject *cid = next_id(c, &seq), *a = NULL, *why = NULL, *o = NULL, *uo = NULL, *zero = NULL, *sio = NULL;
+    int rc = -1;
+    if (cid == NULL || (a = make_create(c, cid, qv)) == NULL) goto out;
+    if (c->gate != Py_None) {
+        if ((why = gate_check(c, a)) == NULL) goto out;
+        if (why != Py_None) {
+            rc = bump_map(c->counters, &A_oc_gated, why) < 0 ? -1 : 0;
+            goto out;
+        }
+        if (gate_sent(c, a) < 0) goto out;
+    }
+    if (set_i64(&A_om_seq, c->om, seq + 1) < 0 || (uo = PyLong_FromLongLong(units)) == NULL ||
+        (zero = PyLong_FromLong(0)) == NULL || (sio = PyLong_FromLong(si)) == NULL)
+        goto out;
+    {
+        PyObject *k = c->kit;
+        PyObject *vals[N_LIVE_SLOTS] = {
+            cid, c->sym, qv[0], qv[1], qv[2], qv[3], c->nowo, PyTuple_GET_ITEM(k, RK_PENDING_NEW), zero, c->nowo, zero,
+            PyTuple_GET_ITEM(k, RK_EMPTY), c->post_only, zero, zero, sio, Py_True, Py_False, zero, c->nowo, c->mido,
+            PyTuple_GET_ITEM(k, RK_ZERO_F), uo, zero, zero, Py_None, zero, Py_False};
+        o = new_slotted((PyTypeObject *)PyTuple_GET_ITEM(k, RK_LIVE_T), LIVE_SLOTS, vals, N_LIVE_SLOTS);
+    }
+    if (o == NULL || PyDict_SetItem(c->orders, cid, o) < 0 || PyDict_SetItem(c->live, cid, o) < 0 ||
+        PyList_Append(c->att[si], o) < 0 || list_add(c->tot, si, uo, 0) < 0 || set_deadline(c) < 0 ||
+        bump(c->counters, &A_oc_created, 1) < 0 || PyList_Append(c->out, a) < 0)
+        goto out;
+    *cid_out = Py_NewRef(cid);
+    rc = 1;
+out:
+    for (int i = 0; i < 4; i++) Py_DECREF(qv[i]);
+    Py_XDECREF(cid);
+    Py_XDECREF(a);
+    Py_XDECREF(why);
+    Py_XDECREF(o);
+    Py_XDECREF(uo);
+    Py_XDECREF(zero);
+    Py_XDECREF(sio);
+    return rc;
+}
+
+/* OrderManager._blocked_replace(o, stale, why, now, cancels) */
+static int rc_blocked(Rc *c, PyObject *o, PyObject *stale, PyObject *why) {
+    if (bump_map(c->counters, &A_oc_gated, why) < 0) return -1;
+    if (stale != NULL) {
+        if (bump_map(c->counters, &A_oc_stale_cancels, stale) < 0) return -1;
+        PyObject *reason = PyTuple_GET_ITEM(c->kit, same_str(stale, PyTuple_GET_ITEM(c->kit, RK_TTL)) ? RK_STALE_TTL
+                                                                                                     : RK_STALE_DRIFT);
+        return rc_send_cancel(c, o, reason, c->cancels);
+    }
+    PyObject *prefixes = PyTuple_GET_ITEM(c->kit, RK_FLOW_PREFIXES);
+    int flow = 0;
+    if (!PyUnicode_Check(why)) {
+        PyErr_SetString(PyExc_TypeError, "a gate's reason must be a str");
+        return -1;
+    }
+    for (Py_ssize_t i = 0; !flow && i < PyTuple_GET_SIZE(prefixes); i++) {
+        Py_ssize_t m = PyUnicode_Tailmatch(why, PyTuple_GET_ITEM(prefixes, i), 0, PY_SSIZE_T_MAX, -1);
+        if (m < 0) return -1;
+        flow = (int)m;
+    }
+    return flow ? 0 : rc_send_cancel(c, o, why, c->cancels);
+}
+
+/* OrderManager._try_replace(q, o, si, stale, now, mid, cancels, out), cancel_replace */
+static int rc_try_replace(Rc *c, const Want *q, PyObject *o, int si, PyObject *stale) {
+    int64_t last, nrep;
+    if (get_i64(&A_om_last_replace, c->om, &last) < 0) return -1;
+    Py_ssize_t busy = PySet_Size(c->replacing);
+    if (busy < 0) return -1;
+    int64_t since;
+    if (__builtin_sub_overflow(c->now, last, &since)) since = INT64_MAX; /* _NEVER: long ago */
+    if (busy >= c->max_conc || since < c->min_interval) return bump(c->counters, &A_oc_throttled, 1);
+    int64_t units;
+    if (!units_of(c, q, &units)) {
+        PyErr_SetString(PyExc_OverflowError, "order units beyond 64 bits");
+        return -1;
+    }
+    int fits = fits_cap(c, si, units);
+    if (fits < 0) return -1;
+    if (fits && c->gate != Py_None) {
+        PyObject *qv[4];
+        if (want_ints(q, qv) < 0) return -1;
+        int64_t seq;
+        PyObject *cid = next_id(c, &seq), *probe = cid ? make_create(c, cid, qv) : NULL;
+        PyObject *why = probe ? gate_check(c, probe) : NULL;
+        for (int i = 0; i < 4; i++) Py_DECREF(qv[i]);
+        Py_XDECREF(cid);
+        Py_XDECREF(probe);
+        if (why == NULL) return -1;
+        if (why != Py_None) {
+            int r = rc_blocked(c, o, stale, why);
+            Py_DECREF(why);
+            return r;
+        }
+        Py_DECREF(why);
+    }
+    if (stale != NULL && bump_map(c->counters, &A_oc_stale_cancels, stale) < 0) return -1;
+    PyObject *reason = PyTuple_GET_ITEM(
+        c->kit, stale == NULL ? RK_REPLACE : same_str(stale, PyTuple_GET_ITEM(c->kit, RK_TTL)) ? RK_STALE_TTL : RK_STALE_DRIFT);
+    if (rc_send_cancel(c, o, reason, c->cancels) < 0 || set_i64(&A_om_last_replace, c->om, c->now) < 0 ||
+        get_i64(&A_oc_replaces, c->counters, &nrep) < 0 || set_i64(&A_oc_replaces, c->counters, nrep + 1) < 0)
+        return -1;
+    PyObject *new_id = NULL;
+    if (fits && rc_try_create(c, q, si, &new_id) < 0) return -1;
+    int r;
+    if (new_id != NULL) {
+        r = PySet_Add(c->replacing, new_id);
+        Py_DECREF(new_id);
+    } else {
+        if (!fits && bump(c->counters, &A_oc_budget_capped, 1) < 0) return -1;
+        PyObject *cid = aget(&A_lo_cid, o);
+        r = cid == NULL ? -1 : PySet_Add(c->replacing, cid);
+        Py_XDECREF(cid);
+    }
+    return r;
+}
+
+/* a <= b for two ints of a list (the per-side sums) and the cap: tot[si] - det[si] > cap */
+static int over_cap(PyObject *tot, PyObject *det, int si, PyObject *cap) {
+    PyObject *d = PyNumber_Subtract(PyList_GET_ITEM(tot, si), PyList_GET_ITEM(det, si));
+    if (d == NULL) return -1;
+    int r = PyObject_RichCompareBool(d, cap, Py_GT);
+    Py_DECREF(d);
+    return r;
+}
+
+static int reconcile_c(Ctx *x, PyObject *om, const Want *w, Py_ssize_t nw, int64_t now, int64_t mid,
+                       PyObject **actions) {
+    PyObject *kit = x->reconcile_kit;
+    *actions = NULL;
+    if (kit == NULL || nw > MAX_WANTS) return 0;
+    Rc c;
+    memset(&c, 0, sizeof c);
+    c.x = x, c.kit = kit, c.om = om, c.now = now;
+    Rd rd[2][MAX_SIDE_ORDERS];
+    Py_ssize_t nrd[2] = {0, 0};
+    PyObject *attt = NULL, *params = NULL;
+    int rc = 0, r;
+    int64_t tail_age, ttl = FOREVER, min_tib;
+    double drift = 0.0, thr;
+    /* ---- reads and checks: nothing changes before the plan is known to be covered */
+    int amend = get_truth(&A_om_amend, om);
+    if (amend != 0) return amend < 0 ? -1 : 0;
+    if ((r = rd_i64(&A_om_deadline, om, &c.deadline)) != 1 || (r = rd_i64(&A_om_tail_age, om, &tail_age)) != 1 ||
+        (r = rd_i64(&A_om_max_levels, om, &c.max_levels)) != 1 || (r = rd_i64(&A_om_min_tib, om, &min_tib)) != 1 ||
+        (r = rd_i64(&A_om_timeout, om, &c.timeout)) != 1 || (r = rd_i64(&A_om_min_interval, om, &c.min_interval)) != 1)
+        return r < 0 ? -1 : 0;
+    if (now >= c.deadline || tail_age < FOREVER) return 0; /* pending timeouts due, or the tail batch on */
+    int guard = get_truth(&A_om_guard, om);
+    if (guard < 0) return -1;
+    if (guard && ((r = rd_i64(&A_om_ttl, om, &ttl)) != 1 || (r = rd_f64(&A_om_drift, om, &drift)) != 1))
+        return r < 0 ? -1 : 0;
+    if ((r = rd_f64(&A_om_thr, om, &thr)) != 1) return r < 0 ? -1 : 0;
+    if ((c.inverse = get_truth(&A_om_inverse, om)) < 0) return -1;
+    if ((attt = aget(&A_om_att, om)) == NULL || (c.sym = aget(&A_om_symbol, om)) == NULL ||
+        (c.cap = aget(&A_om_cap, om)) == NULL || (c.tot = aget(&A_om_tot, om)) == NULL ||
+        (c.det = aget(&A_om_det, om)) == NULL || (c.gate = aget(&A_om_gate, om)) == NULL ||
+        (c.id_base = aget(&A_om_id_base, om)) == NULL || (c.orders = aget(&A_om_orders, om)) == NULL ||
+        (c.live = aget(&A_om_live, om)) == NULL || (c.replacing = aget(&A_om_replacing, om)) == NULL ||
+        (c.counters = aget(&A_om_counters, om)) == NULL || (params = aget(&A_om_params, om)) == NULL ||
+        (c.post_only = aget(&A_op_post_only, params)) == NULL)
+        goto error;
+    if ((r = rd_i64(&A_op_max_conc, params, &c.max_conc)) != 1) goto read_fail;
+    if (!PyTuple_CheckExact(attt) || PyTuple_GET_SIZE(attt) != 2 || !PyList_CheckExact(PyTuple_GET_ITEM(attt, 0)) ||
+        !PyList_CheckExact(PyTuple_GET_ITEM(attt, 1)) || !PyList_CheckExact(c.tot) || PyList_GET_SIZE(c.tot) != 2 ||
+        !PyList_CheckExact(c.det) || PyList_GET_SIZE(c.det) != 2 || !PyUnicode_Check(c.id_base) ||
+        !PyDict_Check(c.orders) || !PyDict_Check(c.live) || !PySet_Check(c.replacing) ||
+        (c.cap != Py_None && !PyLong_Check(c.cap)))
+        goto unsure;
+    c.att[0] = PyTuple_GET_ITEM(attt, 0), c.att[1] = PyTuple_GET_ITEM(attt, 1);
+    /* the desired ladder per side: clean, this symbol, units within 64 bits */
+    int wi[2][MAX_WANTS];
+    Py_ssize_t nq[2] = {0, 0};
+    for (Py_ssize_t i = 0; i < nw; i++) {
+        const Want *q = &w[i];
+        int64_t u;
+        if ((q->side != 1 && q->side != -1) || !same_str(q->symbol, c.sym) || !units_of(&c, q, &u)) goto unsure;
+        int s = q->side == BUY ? 0 : 1;
+        if (nq[s]) {
+            const Want *p = &w[wi[s][nq[s] - 1]];
+            if (q->level <= p->level || (s == 0 ? q->price >= p->price : q->price <= p->price)) goto unsure;
+        }
+        if (q->level < 0 || q->level >= c.max_levels || q->qty <= 0 || q->price <= 0) goto unsure;
+        wi[s][nq[s]++] = (int)i;
+    }
+    for (int s = 0; s < 2; s++) {
+        PyObject *lst = c.att[s];
+        if (c.cap != Py_None && PyList_GET_SIZE(lst)) {
+            int over = over_cap(c.tot, c.det, s, c.cap);
+            if (over != 0) goto maybe_error;
+        }
+        if (PyList_GET_SIZE(lst) > MAX_SIDE_ORDERS) goto unsure;
+        for (Py_ssize_t k = 0; k < PyList_GET_SIZE(lst); k++) {
+            Rd *d = &rd[s][nrd[s]];
+            d->o = Py_NewRef(PyList_GET_ITEM(lst, k));
+            nrd[s]++;
+            int64_t pq, pp;
+            if ((r = rd_i64(&A_lo_price, d->o, &d->price)) != 1 || (r = rd_i64(&A_lv_pending_qty, d->o, &pq)) != 1 ||
+                (r = rd_i64(&A_lv_pending_price, d->o, &pp)) != 1 || (r = rd_i64(&A_lo_qty, d->o, &d->qty)) != 1 ||
+                (r = rd_i64(&A_lo_filled, d->o, &d->filled)) != 1 || (r = rd_i64(&A_lo_priced, d->o, &d->priced)) != 1)
+                goto read_fail;
+            d->key_price = pq ? pp : d->price;
+            PyObject *st = aget(&A_lo_state, d->o);
+            if (st == NULL) goto error;
+            d->resting = same_str(st, x->st_open) || same_str(st, x->st_partial);
+            Py_DECREF(st);
+            if (d->price > EXACT_DBL || d->price < -EXACT_DBL) goto unsure;
+        }
+    }
+    /* ---- the plan (still nothing changed) */
+    Intent in[2 * MAX_WANTS];
+    int nin = 0;
+    int set_o[2][MAX_WANTS], set_w[2][MAX_WANTS], nset[2] = {0, 0}; /* kept: order -> level */
+    int surplus[2][MAX_SIDE_ORDERS], nsur[2] = {0, 0};
+    for (int s = 0; s < 2; s++) {
+        int free_[MAX_SIDE_ORDERS], nfree = 0, unm[MAX_WANTS], nunm = 0;
+        for (Py_ssize_t k = 0; k < nrd[s]; k++) free_[nfree++] = (int)k;
+        for (Py_ssize_t j = 0; j < nq[s]; j++) { /* 1. exact price matches */
+            const Want *q = &w[wi[s][j]];
+            int hit = -1;
+            for (int f = 0; f < nfree; f++)
+                if (rd[s][free_[f]].key_price == q->price) {
+                    hit = f;
+                    break;
+                }
+            if (hit < 0) {
+                unm[nunm++] = wi[s][j];
+                continue;
+            }
+            int oi = free_[hit];
+            memmove(&free_[hit], &free_[hit + 1], sizeof(int) * (size_t)(nfree - hit - 1));
+            nfree--;
+            set_o[s][nset[s]] = oi, set_w[s][nset[s]] = wi[s][j], nset[s]++;
+            Rd *d = &rd[s][oi];
+            if (d->resting && q->qty != d->qty - d->filled && guard) {
+                int64_t age;
+                if (__builtin_sub_overflow(now, d->priced, &age)) goto unsure;
+                if (age >= ttl)
+                    in[nin++] = (Intent){q->level, s, wi[s][j], oi, PyTuple_GET_ITEM(kit, RK_TTL)};
+            }
+        }
+        /* 2. the rest pair up nearest the mid first (a stable sort on -price * side) */
+        for (int i = 1; i < nfree; i++) {
+            int v = free_[i], j = i;
+            int64_t kv = s == 0 ? -rd[s][v].price : rd[s][v].price;
+            while (j > 0 && (s == 0 ? -rd[s][free_[j - 1]].price : rd[s][free_[j - 1]].price) > kv) {
+                free_[j] = free_[j - 1];
+                j--;
+            }
+            free_[j] = v;
+        }
+        for (int k = 0; k < nunm; k++) {
+            const Want *q = &w[unm[k]];
+            if (k >= nfree) {
+                in[nin++] = (Intent){q->level, s, unm[k], -1, NULL};
+                continue;
+            }
+            int oi = free_[k];
+            Rd *d = &rd[s][oi];
+            set_o[s][nset[s]] = oi, set_w[s][nset[s]] = unm[k], nset[s]++;
+            if (!d->resting) continue;
+            int64_t age;
+            if (__builtin_sub_overflow(now, d->priced, &age)) goto unsure;
+            if (age < min_tib) continue;
+            PyObject *stale = NULL;
+            if (guard) {
+                if (age >= ttl) stale = PyTuple_GET_ITEM(kit, RK_TTL);
+                else if (mid > 0) {
+                    PyObject *ref = aget(&A_lo_ref_mid, d->o);
+                    if (ref == NULL) goto error;
+                    double refd = 0.0, dist = 0.0;
+                    int known = 1;
+                    if (PyFloat_CheckExact(ref)) {
+                        refd = PyFloat_AS_DOUBLE(ref);
+                        dist = (double)mid - refd;
+                        if (mid > EXACT_DBL) known = 0;
+                    } else if (PyLong_CheckExact(ref)) {
+                        int64_t ri = as_i64(ref);
+                        if (ri == -1 && PyErr_Occurred()) {
+                            PyErr_Clear();
+                            known = 0;
+                        }
+                        refd = (double)ri;
+                        dist = (double)(mid - ri);
+                        if (ri > EXACT_DBL || ri < -EXACT_DBL || mid > EXACT_DBL) known = 0;
+                    } else {
+                        known = 0;
+                    }
+                    Py_DECREF(ref);
+                    if (!known) goto unsure;
+                    if (refd > 0 && fabs(dist) * 10000.0 >= drift * refd) stale = PyTuple_GET_ITEM(kit, RK_DRIFT);
+                }
+            }
+            if (stale == NULL) {
+                if (q->price > EXACT_DBL) goto unsure;
+                int ge = int_ge_dbl(q->price - d->price, thr * (double)d->price);
+                if (ge == 2) goto unsure;
+                if (!ge) continue;
+            }
+            in[nin++] = (Intent){q->level, s, unm[k], oi, stale};
+        }
+        for (int k = nunm; k < nfree; k++) surplus[s][nsur[s]++] = free_[k]; /* 3. pulled */
+    }
+    /* ---- the changes, in _reconcile_slow's order */
+    rc = -1;
+    if ((c.nowo = PyLong_FromLongLong(now)) == NULL || (c.mido = PyLong_FromLongLong(mid)) == NULL ||
+        (c.cancels = PyList_New(0)) == NULL || (c.out = PyList_New(0)) == NULL)
+        goto done;
+    for (int s = 0; s < 2; s++) {
+        for (int k = 0; k < nset[s]; k++)
+            if (set_i64(&A_lv_level, rd[s][set_o[s][k]].o, w[set_w[s][k]].level) < 0) goto done;
+        for (int k = 0; k < nsur[s]; k++)
+            if (rc_send_cancel(&c, rd[s][surplus[s][k]].o, PyTuple_GET_ITEM(kit, RK_PULLED), c.cancels) < 0) goto done;
+    }
+    for (int i = 1; i < nin; i++) { /* stable sort by (level, side) */
+        Intent v = in[i];
+        int j = i;
+        while (j > 0 && (in[j - 1].level > v.level || (in[j - 1].level == v.level && in[j - 1].si > v.si))) {
+            in[j] = in[j - 1];
+            j--;
+        }
+        in[j] = v;
+    }
+    for (int i = 0; i < nin; i++) {
+        const Want *q = &w[in[i].want];
+        if (in[i].ord < 0) {
+            PyObject *cid = NULL;
+            if (rc_try_create(&c, q, in[i].si, &cid) < 0) goto done;
+            Py_XDECREF(cid);
+            continue;
+        }
+        PyObject *o = rd[in[i].si][in[i].ord].o;
+        int attached = get_truth(&A_lv_attached, o);
+        if (attached < 0) goto done;
+        if (!attached) continue;
+        PyObject *st = aget(&A_lo_state, o);
+        if (st == NULL) goto done;
+        int resting = same_str(st, x->st_open) || same_str(st, x->st_partial);
+        Py_DECREF(st);
+        if (resting && rc_try_replace(&c, q, o, in[i].si, in[i].stale) < 0) goto done;
+    }
+    for (int s = 0; s < 2; s++) { /* keep each side's attached orders by level */
+        PyObject *lst = c.att[s];
+        Py_ssize_t n = PyList_GET_SIZE(lst);
+        if (n < 2) continue;
+        int64_t lv[MAX_SIDE_ORDERS + MAX_WANTS];
+        if (n > MAX_SIDE_ORDERS + MAX_WANTS) {
+            PyErr_SetString(PyExc_RuntimeError, "more attached orders than levels");
+            goto done;
+        }
+        for (Py_ssize_t k = 0; k < n; k++)
+            if (get_i64(&A_lv_level, PyList_GET_ITEM(lst, k), &lv[k]) < 0) goto done;
+        for (Py_ssize_t i = 1; i < n; i++) {
+            int64_t v = lv[i];
+            PyObject *ov = PyList_GET_ITEM(lst, i);
+            Py_ssize_t j = i;
+            while (j > 0 && lv[j - 1] > v) {
+                lv[j] = lv[j - 1];
+                PyList_SET_ITEM(lst, j, PyList_GET_ITEM(lst, j - 1));
+                j--;
+            }
+            lv[j] = v;
+            PyList_SET_ITEM(lst, j, ov);
+        }
+    }
+    if (PyList_GET_SIZE(c.cancels)) {
+        if (_PyList_Extend((PyListObject *)c.cancels, c.out) == NULL) goto done;
+        Py_DECREF(Py_None);
+        *actions = Py_NewRef(c.cancels);
+    } else {
+        *actions = Py_NewRef(c.out);
+    }
+    rc = 1;
+    goto done;
+maybe_error:
+    if (PyErr_Occurred()) goto error;
+    goto unsure;
+read_fail:
+    if (r < 0) goto error;
+unsure:
+    rc = 0;
+    goto done;
+error:
+    rc = -1;
+done:
+    for (int s = 0; s < 2; s++)
+        for (Py_ssize_t k = 0; k < nrd[s]; k++) Py_DECREF(rd[s][k].o);
+    Py_XDECREF(attt);
+    Py_XDECREF(params);
+    Py_XDECREF(c.sym);
+    Py_XDECREF(c.cap);
+    Py_XDECREF(c.tot);
+    Py_XDECREF(c.det);
+    Py_XDECREF(c.gate);
+    Py_XDECREF(c.id_base);
+    Py_XDECREF(c.orders);
+    Py_XDECREF(c.live);
+    Py_XDECREF(c.replacing);
+    Py_XDECREF(c.counters);
+    Py_XDECREF(c.post_only);
+    Py_XDECREF(c.nowo);
+    Py_XDECREF(c.mido);
+    Py_XDECREF(c.cancels);
+    Py_XDECREF(c.out);
+    return rc;
+}
+
 /* Engine._advance(until): every exchange arrival, report and local delivery due at or
    before `until`, earliest first; ties: arrivals, then reports, then market deliveries.
    Arrivals and reports go to their Python methods, local deliveries run here. */
@@ -2747,9 +3476,9 @@ static int bump(PyObject *counters, Attr *a, Py_ssize_t v) {
 
 static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 7 || !PyTuple_CheckExact(args[2]) || PyTuple_GET_SIZE(args[2]) != 24 || !PyTuple_CheckExact(args[3]) ||
+    if (nargs != 7 || !PyTuple_CheckExact(args[2]) || PyTuple_GET_SIZE(args[2]) != 25 || !PyTuple_CheckExact(args[3]) ||
         PyTuple_GET_SIZE(args[3]) != 8 || !PyTuple_CheckExact(args[4]) || PyTuple_GET_SIZE(args[4]) != 2) {
-        PyErr_SetString(PyExc_TypeError, "run(engine, sim, ctx[24], cols[8], levels[2], lo, hi)");
+        PyErr_SetString(PyExc_TypeError, "run(engine, sim, ctx[25], cols[8], levels[2], lo, hi)");
         return NULL;
     }
     Ctx x;
@@ -2799,6 +3528,16 @@ static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) 
              (PyTuple_GET_ITEM(x.arrival_kit, AK_RESPONSE) != Py_None &&
               !PyDict_Check(PyTuple_GET_ITEM(x.arrival_kit, AK_RESPONSE)))) {
         PyErr_SetString(PyExc_TypeError, "run: the arrival kit must be None or a tuple of its 12 entries");
+        return NULL;
+    }
+    x.reconcile_kit = PyTuple_GET_ITEM(ctx, 24);
+    if (x.reconcile_kit == Py_None) x.reconcile_kit = NULL;
+    else if (!PyTuple_CheckExact(x.reconcile_kit) || PyTuple_GET_SIZE(x.reconcile_kit) != RK_SIZE ||
+             !PyType_Check(PyTuple_GET_ITEM(x.reconcile_kit, RK_LIVE_T)) ||
+             !PyType_Check(PyTuple_GET_ITEM(x.reconcile_kit, RK_CREATE_T)) ||
+             !PyType_Check(PyTuple_GET_ITEM(x.reconcile_kit, RK_CANCEL_T)) ||
+             !PyTuple_CheckExact(PyTuple_GET_ITEM(x.reconcile_kit, RK_FLOW_PREFIXES))) {
+        PyErr_SetString(PyExc_TypeError, "run: the reconcile kit must be None or a tuple of its 14 entries");
         return NULL;
     }
     Py_ssize_t lo = PyLong_AsSsize_t(args[5]), hi = PyLong_AsSsize_t(args[6]);
@@ -2926,6 +3665,9 @@ PyMODINIT_FUNC PyInit__fastfeed(void) {
         if (((*a)->name = intern((*a)->text)) == NULL) return NULL;
     for (Attr **a = ARRIVAL_ATTRS; *a != NULL; a++)
         if (((*a)->name = intern((*a)->text)) == NULL) return NULL;
+    for (Attr **a = RECONCILE_ATTRS; *a != NULL; a++)
+        if (((*a)->name = intern((*a)->text)) == NULL) return NULL;
+    if ((M_check = intern("check")) == NULL || (M_on_sent = intern("on_sent")) == NULL) return NULL;
     if ((M_on_create = intern("_on_create")) == NULL || (M_on_cancel = intern("_on_cancel")) == NULL ||
         (M_on_amend = intern("_on_amend")) == NULL || (M_response_ns = intern("response_ns")) == NULL ||
         (M_on_join = intern("on_join")) == NULL || (M_popitem = intern("popitem")) == NULL)

@@ -36,12 +36,14 @@ from collections import deque
 from decimal import Decimal
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from dataclasses import fields as dataclass_fields
 from typing import Any, Protocol
 
 from mmkit.core.allocator import Allocation, Allocator, AllocatorInputs, SymbolInputs
 from mmkit.core.book import L2Book, NativeL2Book
 from mmkit.core.events import BookDelta, BookSnapshot, Quote, SeqGap, Trade
 from mmkit.core import fillsim as fillsim_mod
+from mmkit.core import orders as orders_mod
 from mmkit.core.fillsim import FillSimulator
 from mmkit.core.gates import GateChain
 from mmkit.core.instruments import Instrument
@@ -390,7 +392,7 @@ class Engine:
                stock_decide, type(self.allocator) is Allocator, make_signal_snapshot, make_quote_context,
                OrderState.OPEN, OrderState.PARTIALLY_FILLED, _plain_trades(sim), make_desired_quote,
                _stock(Engine, "_collect", "_push_reports") and _stock(FillSimulator, "drain_reports"),
-               self._report_kit(), _arrival_kit(sim))
+               self._report_kit(), _arrival_kit(sim), _reconcile_kit())
         return n + _feed_rows(self, sim, ctx, rows.columns, rows.levels, lo, hi)  # type: ignore[misc]
 
     def _report_kit(self) -> tuple[Any, ...] | None:
@@ -740,7 +742,8 @@ _STOCK: dict[str, Callable[..., Any]] = _methods(
     (Engine, ("_decide", "_mark_positions", "_collect", "_push_reports", "_on_report", "_finish")),
     (SymbolSignals, ("snapshot",)),
     (OrderManager, ("reconcile", "_nothing_to_do", "on_report", "_on_create_ack", "_finish", "finished", "_recommit",
-                    "_commit_value")),
+                    "_commit_value", "_reconcile_slow", "_plan_side", "_try_create", "_try_replace", "_send_cancel",
+                    "_detach", "_blocked_replace", "_throttled")),
     (FixedStrategy, ("quotes", "prices", "_sized")),
     (FillSimulator, ("drain_reports", "_trade", "process_arrivals", "_on_create", "_on_cancel", "_rest", "_unrest",
                      "_done", "_remember", "_emit", "_crosses")),
@@ -773,6 +776,27 @@ def _arrival_kit(sim: Any) -> tuple[Any, ...] | None:
     join_visible = getattr(type(sim.queue), "on_join", None) in _JOIN_AS_VISIBLE
     return (CreateOrder, CancelOrder, fillsim_mod._Order, Ack, Canceled, OP_CREATE, OP_CANCEL, "canceled",
             fillsim_mod._NEG, fillsim_mod._POS, resp, join_visible)
+
+
+_LIVE_FIELDS = ("client_id", "symbol", "side", "price", "qty", "level", "created_ns", "state", "filled", "updated_ns",
+                "placed_ns", "venue_id", "post_only", "pending_price", "pending_qty", "side_idx", "attached", "acked",
+                "priced_ns", "sent_ns", "ref_mid", "pending_ref_mid", "committed", "fill_units", "fill_lots",
+                "fill_keys", "cancel_retries", "cancel_rejected")
+"""The tracked order's fields in the order the compiled reconcile sets them."""
+
+
+def _reconcile_kit() -> tuple[Any, ...] | None:
+    """What the compiled loop needs to run ``OrderManager._reconcile_slow``'s common case
+    (cancel_replace, a clean ladder) itself, or ``None``: a patched reconcile step, or a
+    tracked order whose fields are not the ones it sets."""
+    if not _stock(OrderManager, "_reconcile_slow", "_plan_side", "_try_create", "_try_replace", "_send_cancel",
+                  "_detach", "_blocked_replace", "_throttled"):
+        return None
+    if tuple(f.name for f in dataclass_fields(orders_mod._Live)) != _LIVE_FIELDS:
+        return None
+    return (orders_mod._Live, CreateOrder, CancelOrder, OrderState.PENDING_NEW, OrderState.PENDING_CANCEL,
+            orders_mod.R_PULLED, orders_mod.R_REPLACE, orders_mod.R_STALE_TTL, orders_mod.R_STALE_DRIFT, "ttl", "drift",
+            tuple(orders_mod.FLOW_CONTROL_PREFIXES), "", 0.0)
 
 
 def _plain_trades(sim: Any) -> bool:

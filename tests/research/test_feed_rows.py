@@ -50,8 +50,17 @@ def outcome(cache: Path, loaded: Any, compiled: bool, monkeypatch: pytest.Monkey
     """Everything a run produced, as comparable plain data (with the order trace unless
     ``trace=False``)."""
     monkeypatch.setattr(engine_mod, "_feed_rows", engine_mod._compiled_feed_rows if compiled else None)
+    closed: list[Any] = []
+    real_close = engine_mod.Engine.close
+
+    def close(self: Any) -> Any:
+        closed.append(self)
+        return real_close(self)
+
+    monkeypatch.setattr(engine_mod.Engine, "close", close)
     out = run_backtest(BacktestRequest((str(cache),), loaded, seed=req.pop("seed", 3), trace=req.pop("trace", True),
                                        **req))
+    monkeypatch.setattr(engine_mod.Engine, "close", real_close)
     report = dict(out.report)
     report.pop("meta", None)
     res = out.result
@@ -64,7 +73,30 @@ def outcome(cache: Path, loaded: Any, compiled: bool, monkeypatch: pytest.Monkey
         "equity": (res.ledger.equity_ts_ns, res.ledger.equity_e8),
         "start_end": (res.start_ns, res.end_ns),
         "signals": {sym: signal_state(rt.signals) for sym, rt in res.runtimes.items()},
+        "managers": {sym: manager_state(rt.orders) for sym, rt in res.runtimes.items()},
+        "simulator": simulator_state(closed[0].venue),
     }
+
+
+def manager_state(om: Any) -> tuple[Any, ...]:
+    """An order manager's whole state at the end (every tracked order with its types:
+    the compiled steps make these objects too)."""
+    return ([repr(o) for o in om._orders.values()], [[o.client_id for o in att] for att in om._att], list(om._tot),
+            list(om._det), om._n_detached, om._deadline_ns, om._seq, sorted(om._replacing), om._last_replace_ns,
+            list(om._finished), om.counters.as_dict())
+
+
+def simulator_state(sim: Any) -> tuple[Any, ...]:
+    """The fill simulator's state at the end: its orders (field values with their types),
+    ids, in-flight counts, ordering state and per-symbol resting orders."""
+    def order(o: Any) -> tuple[Any, ...]:
+        return tuple(repr(getattr(o, name)) for name in type(o).__slots__)
+
+    syms = {sym: (st.max_bid, st.min_ask, st.n, {p: [o.cid for o in lst] for p, lst in st.bids.items()},
+                  {p: [o.cid for o in lst] for p, lst in st.asks.items()}) for sym, st in sim._syms.items()}
+    return ({cid: order(o) for cid, o in sim._live.items()}, list(sim._finished), dict(sim._inflight),
+            dict(sim._last_arrival), dict(sim._last_delivery), sim._join_seq, sim._rseq, sim._aseq, sim.now_ns,
+            sim.counters.as_dict(), syms)
 
 
 def signal_state(sig: Any) -> tuple[Any, ...]:
@@ -620,3 +652,28 @@ def test_arrivals_at_the_simulator_in_the_loop(tmp_path: Path, monkeypatch: pyte
     monkeypatch.setitem(engine_mod._STOCK, "FillSimulator.process_arrivals", real)  # now a patched method: no kit
     assert outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False) == out
     assert calls["arrivals"] > c["creates"] // 2
+
+
+def test_reconciles_in_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a test that cannot fail: the loop runs the cancel_replace reconciles with work
+    itself (``_reconcile_slow`` is then called only for what it does not cover), and
+    calls a patched ``_reconcile_slow`` for every one of them: same results, same order
+    manager and simulator state."""
+    from mmkit.core.orders import OrderManager
+
+    calls = {"slow": 0}
+    real = OrderManager._reconcile_slow
+
+    def counting(self: Any, desired: Any, now: int, mid: float) -> Any:
+        calls["slow"] += 1
+        return real(self, desired, now, mid)
+
+    cache = synth_cache(tmp_path, 6000)
+    monkeypatch.setitem(engine_mod._STOCK, "OrderManager._reconcile_slow", counting)
+    monkeypatch.setattr(OrderManager, "_reconcile_slow", counting)
+    out = outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False)
+    c = out["counters"]
+    assert c["creates"] > 20 and c["cancels"] > 20 and calls["slow"] <= 2
+    monkeypatch.setitem(engine_mod._STOCK, "OrderManager._reconcile_slow", real)  # now a patched method: no kit
+    assert outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False) == out
+    assert calls["slow"] > c["cancels"] // 2
