@@ -39,7 +39,7 @@ run(engine, sim, ctx, cols, levels, lo, hi) -> rows consumed
   ctx = (runtimes, sim_syms, materialize, shift_ns, interval_ns, cross_fills, local,
          reports, arrivals, sim_reports, ledger, on_depth, ln2, stock_decide, stock_alloc,
          make_signal_snapshot, make_quote_context, OPEN, PARTIALLY_FILLED, plain_trades,
-         make_desired_quote, stock_collect, report_kit, arrival_kit, reconcile_kit)
+         make_desired_quote, stock_collect, report_kit, arrival_kit, reconcile_kit, send_kit)
          (Engine.feed_rows builds it)
     runtimes  per symbol id: (rt, book, signals, ledger_book, stock_orders, fixed_terms)
               or None (not traded)
@@ -277,6 +277,7 @@ typedef struct {
     PyObject *report_kit; /* ctx[22]: the stock report steps' types and constants, or NULL */
     PyObject *arrival_kit; /* ctx[23]: the stock arrival steps' types and constants, or NULL */
     PyObject *reconcile_kit; /* ctx[24]: the stock reconcile steps' types and constants, or NULL */
+    PyObject *send_kit; /* ctx[25]: the stock send steps' types and constants, or NULL */
     /* the rows this call queued for local delivery: a ring of (local time, row) that
        follows whatever Engine._local held on entry and goes back into it on exit */
     int64_t *rq_when, *rq_row;
@@ -1545,6 +1546,7 @@ static PyObject *strategy_quotes(Ctx *x, PyObject *rt, PyObject *signals, PyObje
 
 static int reconcile_c(Ctx *x, PyObject *om, const Want *w, Py_ssize_t nw, int64_t now, int64_t mid,
                        PyObject **actions);
+static int send_actions(Ctx *x, PyObject *rt, PyObject *actions, int64_t now);
 
 static int decide(Ctx *x, PyObject *entry, int64_t now) {
     PyObject *rt = PyTuple_GET_ITEM(entry, 0), *signals = PyTuple_GET_ITEM(entry, 2),
@@ -1661,8 +1663,7 @@ static int decide(Ctx *x, PyObject *entry, int64_t now) {
                 if (done) {
                     int r2 = 0;
                     if (PyList_GET_SIZE(acts) > 0) {
-                        PyObject *o2[2] = {rt, acts};
-                        r2 = call_method(x->engine, M_send, o2, 2, &now, 1);
+                        r2 = send_actions(x, rt, acts, now);
                     }
                     Py_DECREF(acts);
                     if (r2 < 0) goto out;
@@ -1696,8 +1697,7 @@ static int decide(Ctx *x, PyObject *entry, int64_t now) {
                 if (done) {
                     int any = PyList_GET_SIZE(acts) > 0, r2 = 0;
                     if (any) {
-                        PyObject *o2[2] = {rt, acts};
-                        r2 = call_method(x->engine, M_send, o2, 2, &now, 1);
+                        r2 = send_actions(x, rt, acts, now);
                     }
                     Py_DECREF(acts);
                     if (r2 < 0) goto out;
@@ -1723,8 +1723,7 @@ static int decide(Ctx *x, PyObject *entry, int64_t now) {
         int any = PyObject_IsTrue(actions);
         int r2 = any;
         if (any == 1) {
-            PyObject *o2[2] = {rt, actions};
-            r2 = call_method(x->engine, M_send, o2, 2, &now, 1);
+            r2 = send_actions(x, rt, actions, now);
         }
         Py_DECREF(actions);
         if (r2 < 0) goto out;
@@ -3378,6 +3377,158 @@ done:
     return rc;
 }
 
+/* ------------------------------------------------------------------ sending */
+
+/* Engine._send(rt, actions, now) for creates and cancels with the stock engine and
+   simulator methods (ctx's send kit) and no order trace: the engine's counters and live
+   map, then FillSimulator.submit (the entry latency, the order's in-flight count and
+   ordering state, the arrival heap), then Engine._collect.  A batch with anything else
+   (an amend, an unknown symbol) goes to Engine._send whole; the checks come first. */
+ATTR(A_c_actions, "actions");
+ATTR(A_c_creates, "creates");
+ATTR(A_c_cancels, "cancels");
+ATTR(A_sim_aseq, "_aseq");
+ATTR(A_sc_submitted, "submitted");
+
+static Attr *SEND_ATTRS[] = {&A_c_actions, &A_c_creates, &A_c_cancels, &A_sim_aseq, &A_sc_submitted, NULL};
+
+enum { SK_CREATE_T, SK_CANCEL_T, SK_OP_CREATE, SK_OP_CANCEL, SK_ENTRY, SK_SIZE };
+
+static PyObject *M_entry_ns;
+
+/* the entry latency of op at t: the stock ConstantLatency's table, else the model */
+static int entry_latency(Ctx *x, PyObject *kit, PyObject *op, int64_t t, int64_t *lat) {
+    PyObject *table = PyTuple_GET_ITEM(kit, SK_ENTRY), *v;
+    if (table != Py_None) {
+        v = PyDict_GetItemWithError(table, op);
+        if (v == NULL) {
+            if (!PyErr_Occurred()) PyErr_SetObject(PyExc_KeyError, op);
+            return -1;
+        }
+        Py_INCREF(v);
+    } else {
+        PyObject *latency = aget(&A_sim_latency, x->sim), *rng = latency ? aget(&A_sim_rng, x->sim) : NULL;
+        PyObject *to = rng ? PyLong_FromLongLong(t) : NULL;
+        v = NULL;
+        if (to != NULL && clock_sync() == 0) {
+            PyObject *args[4] = {latency, op, to, rng};
+            v = PyObject_VectorcallMethod(M_entry_ns, args, 4 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
+        }
+        Py_XDECREF(latency);
+        Py_XDECREF(rng);
+        Py_XDECREF(to);
+        if (v == NULL) return -1;
+    }
+    *lat = as_i64(v);
+    Py_DECREF(v);
+    return (*lat == -1 && PyErr_Occurred()) ? -1 : 0;
+}
+
+/* FillSimulator.submit(a, t) for a create or a cancel of a known symbol */
+static int sim_submit(Ctx *x, PyObject *kit, PyObject *a, PyObject *cid, PyObject *op, int64_t t) {
+    int rc = -1;
+    int64_t lat, arrival, aseq;
+    PyObject *inflight = NULL, *la = NULL, *entry = NULL, *counters = NULL;
+    if (entry_latency(x, kit, op, t, &lat) < 0) goto out;
+    arrival = t + lat;
+    int preserve = get_truth(&A_sim_preserve, x->sim);
+    if (preserve < 0) goto out;
+    if (preserve) {
+        PyObject *last;
+        if ((la = aget(&A_sim_last_arrival, x->sim)) == NULL || dict_get(la, cid, &last) < 0) goto out;
+        if (last != NULL) {
+            int64_t l = as_i64(last);
+            if (l == -1 && PyErr_Occurred()) goto out;
+            if (arrival < l) arrival = l;
+        }
+        if (set_dict_i64(la, cid, arrival) < 0) goto out;
+    }
+    PyObject *cnt;
+    if ((inflight = aget(&A_sim_inflight, x->sim)) == NULL || dict_get(inflight, cid, &cnt) < 0) goto out;
+    int64_t n = 0;
+    if (cnt != NULL && (n = as_i64(cnt)) == -1 && PyErr_Occurred()) goto out;
+    if (set_dict_i64(inflight, cid, n + 1) < 0 || get_i64(&A_sim_aseq, x->sim, &aseq) < 0) goto out;
+    {
+        PyObject *ao = PyLong_FromLongLong(arrival), *so = ao ? PyLong_FromLongLong(aseq) : NULL;
+        entry = so ? PyTuple_Pack(3, ao, so, a) : NULL;
+        Py_XDECREF(ao);
+        Py_XDECREF(so);
+    }
+    if (entry == NULL) goto out;
+    PyObject *hargs[2] = {x->arrivals, entry};
+    PyObject *res = PyObject_Vectorcall(heappush_fn, hargs, 2, NULL);
+    if (res == NULL) goto out;
+    Py_DECREF(res);
+    if (set_i64(&A_sim_aseq, x->sim, aseq + 1) < 0 || (counters = aget(&A_sim_counters, x->sim)) == NULL ||
+        bump(counters, &A_sc_submitted, 1) < 0)
+        goto out;
+    rc = 0;
+out:
+    Py_XDECREF(inflight);
+    Py_XDECREF(la);
+    Py_XDECREF(entry);
+    Py_XDECREF(counters);
+    return rc;
+}
+
+static int send_actions(Ctx *x, PyObject *rt, PyObject *actions, int64_t now) {
+    PyObject *kit = x->send_kit;
+    PyObject *o2[2] = {rt, actions};
+    if (kit == NULL || !PyList_CheckExact(actions)) return call_method(x->engine, M_send, o2, 2, &now, 1);
+    Py_ssize_t n = PyList_GET_SIZE(actions);
+    PyObject *syms = aget(&A_sim_syms, x->sim);
+    if (syms == NULL) return -1;
+    int ok = PyDict_Check(syms);
+    for (Py_ssize_t i = 0; ok == 1 && i < n; i++) {
+        PyObject *a = PyList_GET_ITEM(actions, i);
+        PyTypeObject *tp = Py_TYPE(a);
+        if (tp != (PyTypeObject *)PyTuple_GET_ITEM(kit, SK_CREATE_T) &&
+            tp != (PyTypeObject *)PyTuple_GET_ITEM(kit, SK_CANCEL_T)) {
+            ok = 0;
+            break;
+        }
+        PyObject *sym = aget(tp == (PyTypeObject *)PyTuple_GET_ITEM(kit, SK_CREATE_T) ? &A_co_symbol : &A_cx_symbol, a);
+        ok = sym == NULL ? -1 : PyDict_Contains(syms, sym);
+        Py_XDECREF(sym);
+    }
+    Py_DECREF(syms);
+    if (ok < 0) return -1;
+    if (!ok) return call_method(x->engine, M_send, o2, 2, &now, 1);
+    PyObject *counters = aget(&A_counters, x->engine), *elive = counters ? aget(&A_e_live, x->engine) : NULL;
+    PyObject *nowo = elive ? PyLong_FromLongLong(now) : NULL;
+    int rc = nowo == NULL || !PyDict_Check(elive) ? -1 : 0;
+    if (rc < 0 && !PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "Engine._live must be a dict");
+    for (Py_ssize_t i = 0; rc == 0 && i < n; i++) {
+        PyObject *a = PyList_GET_ITEM(actions, i);
+        int create = Py_TYPE(a) == (PyTypeObject *)PyTuple_GET_ITEM(kit, SK_CREATE_T);
+        if (bump(counters, &A_c_actions, 1) < 0 || bump(counters, create ? &A_c_creates : &A_c_cancels, 1) < 0) {
+            rc = -1;
+            break;
+        }
+        PyObject *cid = aget(create ? &A_co_cid : &A_cx_cid, a);
+        if (cid == NULL) {
+            rc = -1;
+            break;
+        }
+        if (create) { /* Engine._live[cid] = (symbol, side, now, qty) */
+            PyObject *sym = aget(&A_co_symbol, a), *side = aget(&A_co_side, a), *qty = aget(&A_co_qty, a);
+            PyObject *t = sym && side && qty ? PyTuple_Pack(4, sym, side, nowo, qty) : NULL;
+            if (t == NULL || PyDict_SetItem(elive, cid, t) < 0) rc = -1;
+            Py_XDECREF(t);
+            Py_XDECREF(sym);
+            Py_XDECREF(side);
+            Py_XDECREF(qty);
+        }
+        if (rc == 0) rc = sim_submit(x, kit, a, cid, PyTuple_GET_ITEM(kit, create ? SK_OP_CREATE : SK_OP_CANCEL), now);
+        Py_DECREF(cid);
+    }
+    Py_XDECREF(counters);
+    Py_XDECREF(elive);
+    Py_XDECREF(nowo);
+    if (rc < 0) return -1;
+    return collect(x);
+}
+
 /* Engine._advance(until): every exchange arrival, report and local delivery due at or
    before `until`, earliest first; ties: arrivals, then reports, then market deliveries.
    Arrivals and reports go to their Python methods, local deliveries run here. */
@@ -3476,9 +3627,9 @@ static int bump(PyObject *counters, Attr *a, Py_ssize_t v) {
 
 static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 7 || !PyTuple_CheckExact(args[2]) || PyTuple_GET_SIZE(args[2]) != 25 || !PyTuple_CheckExact(args[3]) ||
+    if (nargs != 7 || !PyTuple_CheckExact(args[2]) || PyTuple_GET_SIZE(args[2]) != 26 || !PyTuple_CheckExact(args[3]) ||
         PyTuple_GET_SIZE(args[3]) != 8 || !PyTuple_CheckExact(args[4]) || PyTuple_GET_SIZE(args[4]) != 2) {
-        PyErr_SetString(PyExc_TypeError, "run(engine, sim, ctx[25], cols[8], levels[2], lo, hi)");
+        PyErr_SetString(PyExc_TypeError, "run(engine, sim, ctx[26], cols[8], levels[2], lo, hi)");
         return NULL;
     }
     Ctx x;
@@ -3538,6 +3689,15 @@ static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) 
              !PyType_Check(PyTuple_GET_ITEM(x.reconcile_kit, RK_CANCEL_T)) ||
              !PyTuple_CheckExact(PyTuple_GET_ITEM(x.reconcile_kit, RK_FLOW_PREFIXES))) {
         PyErr_SetString(PyExc_TypeError, "run: the reconcile kit must be None or a tuple of its 14 entries");
+        return NULL;
+    }
+    x.send_kit = PyTuple_GET_ITEM(ctx, 25);
+    if (x.send_kit == Py_None) x.send_kit = NULL;
+    else if (!PyTuple_CheckExact(x.send_kit) || PyTuple_GET_SIZE(x.send_kit) != SK_SIZE ||
+             !PyType_Check(PyTuple_GET_ITEM(x.send_kit, SK_CREATE_T)) ||
+             !PyType_Check(PyTuple_GET_ITEM(x.send_kit, SK_CANCEL_T)) ||
+             (PyTuple_GET_ITEM(x.send_kit, SK_ENTRY) != Py_None && !PyDict_Check(PyTuple_GET_ITEM(x.send_kit, SK_ENTRY)))) {
+        PyErr_SetString(PyExc_TypeError, "run: the send kit must be None or a tuple of its 5 entries");
         return NULL;
     }
     Py_ssize_t lo = PyLong_AsSsize_t(args[5]), hi = PyLong_AsSsize_t(args[6]);
@@ -3668,6 +3828,9 @@ PyMODINIT_FUNC PyInit__fastfeed(void) {
     for (Attr **a = RECONCILE_ATTRS; *a != NULL; a++)
         if (((*a)->name = intern((*a)->text)) == NULL) return NULL;
     if ((M_check = intern("check")) == NULL || (M_on_sent = intern("on_sent")) == NULL) return NULL;
+    for (Attr **a = SEND_ATTRS; *a != NULL; a++)
+        if (((*a)->name = intern((*a)->text)) == NULL) return NULL;
+    if ((M_entry_ns = intern("entry_ns")) == NULL) return NULL;
     if ((M_on_create = intern("_on_create")) == NULL || (M_on_cancel = intern("_on_cancel")) == NULL ||
         (M_on_amend = intern("_on_amend")) == NULL || (M_response_ns = intern("response_ns")) == NULL ||
         (M_on_join = intern("on_join")) == NULL || (M_popitem = intern("popitem")) == NULL)

@@ -392,7 +392,7 @@ class Engine:
                stock_decide, type(self.allocator) is Allocator, make_signal_snapshot, make_quote_context,
                OrderState.OPEN, OrderState.PARTIALLY_FILLED, _plain_trades(sim), make_desired_quote,
                _stock(Engine, "_collect", "_push_reports") and _stock(FillSimulator, "drain_reports"),
-               self._report_kit(), _arrival_kit(sim), _reconcile_kit())
+               self._report_kit(), _arrival_kit(sim), _reconcile_kit(), self._send_kit())
         return n + _feed_rows(self, sim, ctx, rows.columns, rows.levels, lo, hi)  # type: ignore[misc]
 
     def _report_kit(self) -> tuple[Any, ...] | None:
@@ -404,6 +404,19 @@ class Engine:
             return None
         return (Ack, Canceled, OrderManager, make_order_record, OP_CREATE, OrderState.PENDING_NEW, OrderState.OPEN,
                 OrderState.CANCELED, OrderState.FILLED, OrderState.REJECTED)
+
+    def _send_kit(self) -> tuple[Any, ...] | None:
+        """What the compiled loop needs to send creates and cancels itself
+        (``Engine._send`` and ``FillSimulator.submit``), or ``None``: order traces on, a
+        patched send or submit, another venue.  The entry latency is read from a stock
+        ``ConstantLatency``'s table, else asked of the model."""
+        sim = self.venue
+        if (self.trace_orders or type(sim) is not FillSimulator or not _stock(Engine, "_send")
+                or not _stock(FillSimulator, "submit")):
+            return None
+        lat = sim.latency
+        entry = lat._entry if type(lat) is ConstantLatency and _stock(ConstantLatency, "entry_ns") else None
+        return (CreateOrder, CancelOrder, OP_CREATE, OP_CANCEL, entry)
 
     def close(self) -> EngineResult:
         """The stream ended: deliver everything in flight, then close the books."""
@@ -739,15 +752,15 @@ def _methods(*owners_names: tuple[type, tuple[str, ...]]) -> dict[str, Callable[
 
 
 _STOCK: dict[str, Callable[..., Any]] = _methods(
-    (Engine, ("_decide", "_mark_positions", "_collect", "_push_reports", "_on_report", "_finish")),
+    (Engine, ("_decide", "_mark_positions", "_collect", "_push_reports", "_on_report", "_finish", "_send")),
     (SymbolSignals, ("snapshot",)),
     (OrderManager, ("reconcile", "_nothing_to_do", "on_report", "_on_create_ack", "_finish", "finished", "_recommit",
                     "_commit_value", "_reconcile_slow", "_plan_side", "_try_create", "_try_replace", "_send_cancel",
                     "_detach", "_blocked_replace", "_throttled")),
     (FixedStrategy, ("quotes", "prices", "_sized")),
     (FillSimulator, ("drain_reports", "_trade", "process_arrivals", "_on_create", "_on_cancel", "_rest", "_unrest",
-                     "_done", "_remember", "_emit", "_crosses")),
-    (ConstantLatency, ("response_ns",)),
+                     "_done", "_remember", "_emit", "_crosses", "submit")),
+    (ConstantLatency, ("response_ns", "entry_ns")),
 )
 """The methods the compiled loop mirrors, as defined here (a patched one runs in Python)."""
 

@@ -677,3 +677,25 @@ def test_reconciles_in_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setitem(engine_mod._STOCK, "OrderManager._reconcile_slow", real)  # now a patched method: no kit
     assert outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False) == out
     assert calls["slow"] > c["cancels"] // 2
+
+
+def test_sends_in_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a test that cannot fail: without an order trace the loop sends creates and
+    cancels to the simulator itself (``Engine._send`` is then called only outside the
+    loop), and calls a patched ``_send`` for every batch instead: same results."""
+    calls = {"send": 0}
+    real = engine_mod.Engine._send
+
+    def counting(self: Any, rt: Any, actions: Any, now: int) -> None:
+        calls["send"] += 1
+        real(self, rt, actions, now)
+
+    cache = synth_cache(tmp_path, 6000)
+    monkeypatch.setitem(engine_mod._STOCK, "Engine._send", counting)
+    monkeypatch.setattr(engine_mod.Engine, "_send", counting)
+    out = outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False)
+    c = out["counters"]
+    assert c["creates"] > 20 and c["cancels"] > 20 and calls["send"] <= 2
+    monkeypatch.setitem(engine_mod._STOCK, "Engine._send", real)  # now a patched method: no kit
+    assert outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False) == out
+    assert calls["send"] > c["creates"] // 2
