@@ -2695,6 +2695,298 @@ static int process_arrivals(Ctx *x, int64_t until) {
     }
 }
 
+/* ------------------------------------------------------------------ gates */
+
+/* GateChain.check and on_sent with the stock chain (the reconcile kit's gate kit): each
+   gate's bound method is looked at once per call; the stock kill switch, circuit breaker
+   and throttle answer here in their common state (not tripped; closed; the window has
+   room, no backoff, the window exists), everything else is the gate's Python method.  */
+ATTR(A_gc_checks, "_checks");
+ATTR(A_gc_sents, "_sents");
+ATTR(A_ks_tripped, "_tripped");
+ATTR(A_cb_state, "_state");
+ATTR(A_th_windows, "_windows");
+ATTR(A_th_window_ns, "_window_ns");
+ATTR(A_th_reasons, "_reasons");
+ATTR(A_th_backoff, "_backoff");
+ATTR(A_th_ws, "_ws");
+ATTR(A_th_last_ns, "_last_ns");
+ATTR(A_th_last_sent, "_last_sent");
+ATTR(A_bo_ms, "ms");
+ATTR(A_ow_stamps, "stamps");
+ATTR(A_ow_pos, "pos");
+ATTR(A_ow_counts, "counts");
+ATTR(A_sr_ring, "ring");
+ATTR(A_sr_base, "base_ts");
+ATTR(A_sr_idx, "idx");
+ATTR(A_sr_size, "size");
+ATTR(A_sr_sum, "_sum");
+
+static Attr *GATE_ATTRS[] = {&A_gc_checks, &A_gc_sents, &A_ks_tripped, &A_cb_state, &A_th_windows, &A_th_window_ns,
+                             &A_th_reasons, &A_th_backoff, &A_th_ws, &A_th_last_ns, &A_th_last_sent, &A_bo_ms,
+                             &A_ow_stamps, &A_ow_pos, &A_ow_counts, &A_sr_ring, &A_sr_base, &A_sr_idx, &A_sr_size,
+                             &A_sr_sum, NULL};
+
+enum { GK_CHAIN_T, GK_KS_CHECK, GK_CB_CHECK, GK_CB_SENT, GK_TH_CHECK, GK_TH_SENT, GK_CLOSED, GK_OP_CREATE, GK_OP_CANCEL,
+       GK_SIZE };
+
+/* a bound method's function and self (borrowed), or 0 when it is not a bound method */
+static int bound(PyObject *m, PyObject **func, PyObject **self) {
+    if (!PyMethod_Check(m)) return 0;
+    *func = PyMethod_GET_FUNCTION(m);
+    *self = PyMethod_GET_SELF(m);
+    return 1;
+}
+
+static PyObject *call_gate(PyObject *m, PyObject *a, PyObject *nowo) {
+    if (clock_sync() < 0) return NULL;
+    PyObject *args[2] = {a, nowo};
+    return PyObject_Vectorcall(m, args, 2, NULL);
+}
+
+/* Throttle's window of (op, sym) (a new reference) or None */
+static PyObject *th_window(PyObject *th, PyObject *op, PyObject *sym) {
+    PyObject *ws = aget(&A_th_windows, th);
+    if (ws == NULL) return NULL;
+    PyObject *key = PyTuple_Pack(2, op, sym), *w = NULL;
+    if (key != NULL && PyDict_Check(ws)) {
+        w = PyDict_GetItemWithError(ws, key);
+        if (w == NULL && !PyErr_Occurred()) w = Py_None;
+        Py_XINCREF(w);
+    } else if (key != NULL) {
+        PyErr_SetString(PyExc_TypeError, "Throttle._windows must be a dict");
+    }
+    Py_XDECREF(key);
+    Py_DECREF(ws);
+    return w;
+}
+
+/* the stock Throttle.check in its common state: 1 answered (*why: a new reference),
+   0 the Python method's case, -1 error */
+static int th_check(PyObject *th, PyObject *op, PyObject *sym, int64_t now, PyObject **why) {
+    PyObject *w = th_window(th, op, sym);
+    if (w == NULL) return -1;
+    int rc = 1;
+    *why = NULL;
+    if (w != Py_None) {
+        PyObject *stamps = aget(&A_ow_stamps, w);
+        int64_t pos, wns, stamp = 0;
+        if (stamps == NULL || rd_i64(&A_ow_pos, w, &pos) != 1 || rd_i64(&A_th_window_ns, th, &wns) != 1 ||
+            !PyList_CheckExact(stamps) || pos < 0 || pos >= PyList_GET_SIZE(stamps)) {
+            rc = PyErr_Occurred() ? -1 : 0;
+        } else {
+            stamp = as_i64(PyList_GET_ITEM(stamps, pos));
+            if (stamp == -1 && PyErr_Occurred()) rc = -1;
+            else if (stamp > now - wns) { /* the window is full */
+                PyObject *reasons = aget(&A_th_reasons, th);
+                if (reasons == NULL) rc = -1;
+                else {
+                    *why = PyDict_Check(reasons) ? PyDict_GetItemWithError(reasons, op) : NULL;
+                    if (*why == NULL) rc = PyErr_Occurred() ? -1 : 0;
+                    else Py_INCREF(*why);
+                    Py_DECREF(reasons);
+                }
+            }
+        }
+        Py_XDECREF(stamps);
+    }
+    Py_DECREF(w);
+    if (rc != 1 || *why != NULL) return rc;
+    /* a backoff in force: Python */
+    PyObject *bo = aget(&A_th_backoff, th), *ws = bo ? aget(&A_th_ws, th) : NULL;
+    int has = bo == NULL ? -1 : PyObject_IsTrue(bo);
+    int ms = has == 0 && ws ? get_truth(&A_bo_ms, ws) : has;
+    Py_XDECREF(bo);
+    Py_XDECREF(ws);
+    if (ms != 0) return ms < 0 ? -1 : 0;
+    *why = Py_NewRef(Py_None);
+    return 1;
+}
+
+/* SecondRing.add(now_sec) */
+static int ring_add(PyObject *r, int64_t now_sec) {
+    int64_t base, idx, size, sum;
+    PyObject *ring = aget(&A_sr_ring, r);
+    if (ring == NULL) return -1;
+    int rc = -1;
+    if (get_i64(&A_sr_base, r, &base) < 0 || get_i64(&A_sr_idx, r, &idx) < 0 || get_i64(&A_sr_size, r, &size) < 0 ||
+        get_i64(&A_sr_sum, r, &sum) < 0)
+        goto out;
+    if (!PyList_CheckExact(ring) || PyList_GET_SIZE(ring) != size || size < 1) {
+        PyErr_SetString(PyExc_TypeError, "SecondRing.ring must be a list of size ints");
+        goto out;
+    }
+    PyObject *zero = PyLong_FromLong(0);
+    if (zero == NULL) goto out;
+    int64_t head = base + idx;
+    if (now_sec > head) { /* _advance */
+        int64_t gap = now_sec - head;
+        if (gap >= size) {
+            for (int64_t i = 0; i < size; i++) {
+                Py_INCREF(zero);
+                PyObject *old = PyList_GET_ITEM(ring, i);
+                PyList_SET_ITEM(ring, i, zero);
+                Py_DECREF(old);
+            }
+            sum = 0;
+            idx = 0;
+        } else {
+            for (int64_t g = 0; g < gap; g++) {
+                if (++idx == size) idx = 0;
+                PyObject *old = PyList_GET_ITEM(ring, idx);
+                int64_t v = as_i64(old);
+                if (v == -1 && PyErr_Occurred()) {
+                    Py_DECREF(zero);
+                    goto out;
+                }
+                sum -= v;
+                Py_INCREF(zero);
+                PyList_SET_ITEM(ring, idx, zero);
+                Py_DECREF(old);
+            }
+        }
+        base = now_sec - idx;
+    }
+    Py_DECREF(zero);
+    int64_t k = base + idx - now_sec;
+    if (k < size) {
+        int64_t slot = ((idx - k) % size + size) % size;
+        int64_t v = as_i64(PyList_GET_ITEM(ring, slot));
+        if (v == -1 && PyErr_Occurred()) goto out;
+        PyObject *nv = PyLong_FromLongLong(v + 1);
+        if (nv == NULL) goto out;
+        PyObject *old = PyList_GET_ITEM(ring, slot);
+        PyList_SET_ITEM(ring, slot, nv);
+        Py_DECREF(old);
+        sum += 1;
+    }
+    rc = set_i64(&A_sr_idx, r, idx) < 0 || set_i64(&A_sr_base, r, base) < 0 || set_i64(&A_sr_sum, r, sum) < 0 ? -1 : 0;
+out:
+    Py_DECREF(ring);
+    return rc;
+}
+
+/* the stock Throttle.on_sent when the window exists: 1 done, 0 the Python method, -1 error */
+static int th_sent(PyObject *th, PyObject *op, PyObject *sym, int is_cancel, int64_t now) {
+    int64_t last;
+    if (get_i64(&A_th_last_ns, th, &last) < 0) return -1;
+    PyObject *w = th_window(th, op, sym);
+    if (w == NULL) return -1;
+    if (w == Py_None) {
+        Py_DECREF(w);
+        return 0;
+    }
+    int rc = -1;
+    PyObject *counts = NULL, *stamps = NULL;
+    int64_t pos;
+    if ((counts = aget(&A_ow_counts, w)) == NULL || (stamps = aget(&A_ow_stamps, w)) == NULL ||
+        get_i64(&A_ow_pos, w, &pos) < 0)
+        goto out;
+    if (!PyList_CheckExact(stamps) || pos < 0 || pos >= PyList_GET_SIZE(stamps)) {
+        rc = 0;
+        goto out;
+    }
+    if (now < last) now = last;
+    else if (set_i64(&A_th_last_ns, th, now) < 0) goto out;
+    if (ring_add(counts, floor_div(now, 1000000000)) < 0) goto out;
+    PyObject *t = PyLong_FromLongLong(now);
+    if (t == NULL) goto out;
+    PyObject *old = PyList_GET_ITEM(stamps, pos);
+    PyList_SET_ITEM(stamps, pos, t);
+    Py_DECREF(old);
+    if (++pos == PyList_GET_SIZE(stamps)) pos = 0;
+    if (set_i64(&A_ow_pos, w, pos) < 0) goto out;
+    if (!is_cancel) {
+        PyObject *ls = aget(&A_th_last_sent, th);
+        int r = ls == NULL ? -1 : set_dict_i64(ls, sym, now);
+        Py_XDECREF(ls);
+        if (r < 0) goto out;
+    }
+    rc = 1;
+out:
+    Py_DECREF(w);
+    Py_XDECREF(counts);
+    Py_XDECREF(stamps);
+    return rc;
+}
+
+/* GateChain.check(a, now) of the stock chain: a new reference to the reason or None */
+static PyObject *chain_check(PyObject *gk, PyObject *chain, PyObject *a, PyObject *sym, int is_cancel, int64_t now,
+                             PyObject *nowo) {
+    if (is_cancel) return Py_NewRef(Py_None);
+    PyObject *checks = aget(&A_gc_checks, chain);
+    if (checks == NULL) return NULL;
+    if (!PyTuple_CheckExact(checks)) {
+        Py_DECREF(checks);
+        PyErr_SetString(PyExc_TypeError, "GateChain._checks must be a tuple");
+        return NULL;
+    }
+    PyObject *op = PyTuple_GET_ITEM(gk, GK_OP_CREATE), *why = NULL;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(checks); i++) {
+        PyObject *m = PyTuple_GET_ITEM(checks, i), *f, *self;
+        int r = 0;
+        if (bound(m, &f, &self)) {
+            if (f == PyTuple_GET_ITEM(gk, GK_KS_CHECK)) {
+                int t = get_truth(&A_ks_tripped, self);
+                r = t < 0 ? -1 : !t;
+            } else if (f == PyTuple_GET_ITEM(gk, GK_CB_CHECK)) {
+                PyObject *st = aget(&A_cb_state, self);
+                r = st == NULL ? -1 : same_str(st, PyTuple_GET_ITEM(gk, GK_CLOSED));
+                Py_XDECREF(st);
+            } else if (f == PyTuple_GET_ITEM(gk, GK_TH_CHECK)) {
+                r = th_check(self, op, sym, now, &why);
+                if (r == 1 && why != Py_None) break;
+                Py_XDECREF(why);
+                why = NULL;
+            }
+        }
+        if (r < 0) break;
+        if (r == 1) continue; /* the gate lets it pass */
+        why = call_gate(m, a, nowo);
+        if (why == NULL || why != Py_None) break;
+        Py_DECREF(why);
+        why = NULL;
+    }
+    Py_DECREF(checks);
+    if (why == NULL && !PyErr_Occurred()) why = Py_NewRef(Py_None);
+    return why;
+}
+
+/* GateChain.on_sent(a, now) of the stock chain */
+static int chain_sent(PyObject *gk, PyObject *chain, PyObject *a, PyObject *sym, int is_cancel, int64_t now,
+                      PyObject *nowo) {
+    PyObject *sents = aget(&A_gc_sents, chain);
+    if (sents == NULL) return -1;
+    if (!PyTuple_CheckExact(sents)) {
+        Py_DECREF(sents);
+        PyErr_SetString(PyExc_TypeError, "GateChain._sents must be a tuple");
+        return -1;
+    }
+    PyObject *op = PyTuple_GET_ITEM(gk, is_cancel ? GK_OP_CANCEL : GK_OP_CREATE);
+    int rc = 0;
+    for (Py_ssize_t i = 0; rc == 0 && i < PyTuple_GET_SIZE(sents); i++) {
+        PyObject *m = PyTuple_GET_ITEM(sents, i), *f, *self;
+        int r = 0;
+        if (bound(m, &f, &self)) {
+            if (f == PyTuple_GET_ITEM(gk, GK_CB_SENT)) { /* counts half-open probes: nothing when closed */
+                PyObject *st = is_cancel ? NULL : aget(&A_cb_state, self);
+                r = is_cancel ? 1 : st == NULL ? -1 : same_str(st, PyTuple_GET_ITEM(gk, GK_CLOSED));
+                Py_XDECREF(st);
+            } else if (f == PyTuple_GET_ITEM(gk, GK_TH_SENT)) {
+                r = th_sent(self, op, sym, is_cancel, now);
+            }
+        }
+        if (r < 0) rc = -1;
+        else if (r == 0) {
+            PyObject *res = call_gate(m, a, nowo);
+            if (res == NULL) rc = -1;
+            Py_XDECREF(res);
+        }
+    }
+    Py_DECREF(sents);
+    return rc;
+}
+
 /* ------------------------------------------------------------------ reconcile */
 
 /* OrderManager._reconcile_slow(desired, now, mid) for the cancel_replace policy with the
@@ -2791,7 +3083,7 @@ static Attr *RECONCILE_ATTRS[] = {
     &A_co_side, &A_co_price, &A_co_qty, &A_co_post_only, &A_co_level, &A_cx_cid, &A_cx_symbol, &A_cx_reason, NULL};
 
 enum { RK_LIVE_T, RK_CREATE_T, RK_CANCEL_T, RK_PENDING_NEW, RK_PENDING_CANCEL, RK_PULLED, RK_REPLACE, RK_STALE_TTL,
-       RK_STALE_DRIFT, RK_TTL, RK_DRIFT, RK_FLOW_PREFIXES, RK_EMPTY, RK_ZERO_F, RK_SIZE };
+       RK_STALE_DRIFT, RK_TTL, RK_DRIFT, RK_FLOW_PREFIXES, RK_EMPTY, RK_ZERO_F, RK_GATES, RK_SIZE };
 
 static PyObject *M_check, *M_on_sent;
 
@@ -2847,12 +3139,18 @@ static int bump_map(PyObject *counters, Attr *a, PyObject *key) {
 
 /* gate.check(action, now): a new reference to the reason or None */
 static PyObject *gate_check(Rc *c, PyObject *a) {
+    PyObject *gk = PyTuple_GET_ITEM(c->kit, RK_GATES);
+    if (gk != Py_None && Py_TYPE(c->gate) == (PyTypeObject *)PyTuple_GET_ITEM(gk, GK_CHAIN_T))
+        return chain_check(gk, c->gate, a, c->sym, 0, c->now, c->nowo);
     if (clock_sync() < 0) return NULL;
     PyObject *args[3] = {c->gate, a, c->nowo};
     return PyObject_VectorcallMethod(M_check, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
 }
 
-static int gate_sent(Rc *c, PyObject *a) {
+static int gate_sent(Rc *c, PyObject *a, int is_cancel) {
+    PyObject *gk = PyTuple_GET_ITEM(c->kit, RK_GATES);
+    if (gk != Py_None && Py_TYPE(c->gate) == (PyTypeObject *)PyTuple_GET_ITEM(gk, GK_CHAIN_T))
+        return chain_sent(gk, c->gate, a, c->sym, is_cancel, c->now, c->nowo);
     if (clock_sync() < 0) return -1;
     PyObject *args[3] = {c->gate, a, c->nowo};
     PyObject *r = PyObject_VectorcallMethod(M_on_sent, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
@@ -2879,7 +3177,7 @@ static int rc_send_cancel(Rc *c, PyObject *o, PyObject *reason, PyObject *out) {
     Py_DECREF(cid);
     if (a == NULL) return -1;
     int rc = -1;
-    if (c->gate != Py_None && gate_sent(c, a) < 0) goto out;
+    if (c->gate != Py_None && gate_sent(c, a, 1) < 0) goto out;
     int attached = get_truth(&A_lv_attached, o);
     if (attached < 0) goto out;
     if (attached) { /* _detach */
@@ -2979,7 +3277,7 @@ static int rc_try_create(Rc *c, const Want *q, int si, PyObject **cid_out) {
             rc = bump_map(c->counters, &A_oc_gated, why) < 0 ? -1 : 0;
             goto out;
         }
-        if (gate_sent(c, a) < 0) goto out;
+        if (gate_sent(c, a, 0) < 0) goto out;
     }
     if (set_i64(&A_om_seq, c->om, seq + 1) < 0 || (uo = PyLong_FromLongLong(units)) == NULL ||
         (zero = PyLong_FromLong(0)) == NULL || (sio = PyLong_FromLong(si)) == NULL)
@@ -3687,8 +3985,12 @@ static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) 
              !PyType_Check(PyTuple_GET_ITEM(x.reconcile_kit, RK_LIVE_T)) ||
              !PyType_Check(PyTuple_GET_ITEM(x.reconcile_kit, RK_CREATE_T)) ||
              !PyType_Check(PyTuple_GET_ITEM(x.reconcile_kit, RK_CANCEL_T)) ||
-             !PyTuple_CheckExact(PyTuple_GET_ITEM(x.reconcile_kit, RK_FLOW_PREFIXES))) {
-        PyErr_SetString(PyExc_TypeError, "run: the reconcile kit must be None or a tuple of its 14 entries");
+             !PyTuple_CheckExact(PyTuple_GET_ITEM(x.reconcile_kit, RK_FLOW_PREFIXES)) ||
+             (PyTuple_GET_ITEM(x.reconcile_kit, RK_GATES) != Py_None &&
+              (!PyTuple_CheckExact(PyTuple_GET_ITEM(x.reconcile_kit, RK_GATES)) ||
+               PyTuple_GET_SIZE(PyTuple_GET_ITEM(x.reconcile_kit, RK_GATES)) != GK_SIZE ||
+               !PyType_Check(PyTuple_GET_ITEM(PyTuple_GET_ITEM(x.reconcile_kit, RK_GATES), GK_CHAIN_T))))) {
+        PyErr_SetString(PyExc_TypeError, "run: the reconcile kit must be None or a tuple of its 15 entries");
         return NULL;
     }
     x.send_kit = PyTuple_GET_ITEM(ctx, 25);
@@ -3831,6 +4133,8 @@ PyMODINIT_FUNC PyInit__fastfeed(void) {
     for (Attr **a = SEND_ATTRS; *a != NULL; a++)
         if (((*a)->name = intern((*a)->text)) == NULL) return NULL;
     if ((M_entry_ns = intern("entry_ns")) == NULL) return NULL;
+    for (Attr **a = GATE_ATTRS; *a != NULL; a++)
+        if (((*a)->name = intern((*a)->text)) == NULL) return NULL;
     if ((M_on_create = intern("_on_create")) == NULL || (M_on_cancel = intern("_on_cancel")) == NULL ||
         (M_on_amend = intern("_on_amend")) == NULL || (M_response_ns = intern("response_ns")) == NULL ||
         (M_on_join = intern("on_join")) == NULL || (M_popitem = intern("popitem")) == NULL)

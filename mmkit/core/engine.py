@@ -51,7 +51,9 @@ from mmkit.core.latency import ConstantLatency
 from mmkit.core.ledger import Ledger
 from mmkit.core.orders import Budget, OrderManager
 from mmkit.core.queue import OptimisticQueue, ProbQueue, RiskAverseQueue
-from mmkit.core.risk import PositionBook
+from mmkit.core.circuit import CLOSED, CircuitBreaker
+from mmkit.core.risk import KillSwitch, PositionBook
+from mmkit.core.throttle import Throttle
 from mmkit.core.signals import LN2, SymbolSignals, make_signal_snapshot
 from mmkit.core.stats import OrderRecord, make_order_record
 from mmkit.core.strategy import FixedStrategy, Strategy, make_desired_quote, make_quote_context
@@ -761,6 +763,7 @@ _STOCK: dict[str, Callable[..., Any]] = _methods(
     (FillSimulator, ("drain_reports", "_trade", "process_arrivals", "_on_create", "_on_cancel", "_rest", "_unrest",
                      "_done", "_remember", "_emit", "_crosses", "submit")),
     (ConstantLatency, ("response_ns", "entry_ns")),
+    (GateChain, ("check", "on_sent")),
 )
 """The methods the compiled loop mirrors, as defined here (a patched one runs in Python)."""
 
@@ -809,7 +812,17 @@ def _reconcile_kit() -> tuple[Any, ...] | None:
         return None
     return (orders_mod._Live, CreateOrder, CancelOrder, OrderState.PENDING_NEW, OrderState.PENDING_CANCEL,
             orders_mod.R_PULLED, orders_mod.R_REPLACE, orders_mod.R_STALE_TTL, orders_mod.R_STALE_DRIFT, "ttl", "drift",
-            tuple(orders_mod.FLOW_CONTROL_PREFIXES), "", 0.0)
+            tuple(orders_mod.FLOW_CONTROL_PREFIXES), "", 0.0, _gate_kit())
+
+
+def _gate_kit() -> tuple[Any, ...] | None:
+    """What the compiled reconcile needs to ask the stock gate chain itself (the kill
+    switch, circuit breaker and throttle's checks and send records in their common
+    state), or ``None``: a patched chain (its methods are then called)."""
+    if not _stock(GateChain, "check", "on_sent"):
+        return None
+    return (GateChain, KillSwitch.check, CircuitBreaker.check, CircuitBreaker.on_sent, Throttle.check, Throttle.on_sent,
+            CLOSED, OP_CREATE, OP_CANCEL)
 
 
 def _plain_trades(sim: Any) -> bool:

@@ -401,6 +401,10 @@ DECISION_SETTINGS: dict[str, dict[str, Any]] = {
                                                    "microprice_weight_ratio": 0.8}},
     "fixed_small_budget": {"strategy": {"min_time_in_book_ms": 30, "replace_threshold_bps": 0.2},
                            "portfolio": {"budget_usd": 2000}},
+    "fixed_tight_throttle": {"strategy": {"min_time_in_book_ms": 0, "replace_threshold_bps": 0.0},
+                             "throttle": {"creates_per_sec": 4, "cancels_per_sec": 6, "amends_per_sec": 4}},
+    "fixed_position_limit": {"strategy": {"min_time_in_book_ms": 0, "replace_threshold_bps": 0.0},
+                             "risk": {"max_position_usd": 2500}},
 }
 
 
@@ -699,3 +703,39 @@ def test_sends_in_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setitem(engine_mod._STOCK, "Engine._send", real)  # now a patched method: no kit
     assert outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False) == out
     assert calls["send"] > c["creates"] // 2
+
+
+def test_gates_in_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a test that cannot fail: the loop asks the stock gate chain's kill switch,
+    circuit breaker and throttle itself in their common state (``GateChain.check`` is then
+    never called), a patched ``check`` is called for every create, and a tripped kill
+    switch (its Python method answers) refuses the same creates both ways."""
+    from mmkit.core.gates import GateChain
+    from mmkit.core.risk import KillSwitch
+
+    calls = {"check": 0}
+    real = GateChain.check
+
+    def counting(self: Any, action: Any, now: int) -> Any:
+        calls["check"] += 1
+        return real(self, action, now)
+
+    cache = synth_cache(tmp_path, 6000)
+    monkeypatch.setitem(engine_mod._STOCK, "GateChain.check", counting)
+    monkeypatch.setattr(GateChain, "check", counting)
+    out = outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False)
+    c = out["counters"]
+    assert c["creates"] > 20 and calls["check"] <= 2
+    monkeypatch.setitem(engine_mod._STOCK, "GateChain.check", real)  # now a patched method: no gate kit
+    assert outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False) == out
+    assert calls["check"] > c["creates"] // 2
+    monkeypatch.setattr(GateChain, "check", real)
+    real_init = KillSwitch.__init__
+
+    def tripped(self: Any, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **kwargs)
+        self.trip("test", 0)
+
+    monkeypatch.setattr(KillSwitch, "__init__", tripped)
+    refused = assert_same(cache, config(tmp_path), monkeypatch, decision_interval_ms=5)
+    assert refused["managers"]["SYNUSDT"][-1]["gated"].get("killswitch", 0) > 20
