@@ -50,6 +50,7 @@ from mmkit.data.cache import load_cache
 from mmkit.data.detect import sniff
 from mmkit.data.readers import ON_ERROR_CHOICES, ReadReport, open_events, registry
 from mmkit.errors import EXIT_USAGE, MmkitError
+from mmkit.research.gc_pause import gc_paused
 
 MODES = ("queue_aware", "optimistic")
 _SCAN_CHUNK = 1 << 20  # cache rows per step of the feed-clock pre-pass
@@ -332,10 +333,11 @@ def run_backtest(req: BacktestRequest, progress: Any = None) -> BacktestOutcome:
     rng = random.Random(req.seed)
     venue = build_fillsim(cfg, instruments, rng, req.mode, req.queue_model, cal)
     engine = build_engine(cfg, instruments, venue, shift, interval, 0, req.trace)
-    if replay._cache is not None and engine.row_feed_supported():
-        result = _run_rows(engine, replay._cache, progress)
-    else:
-        result = engine.run(_tracked(replay.events(), n_events, progress))
+    with gc_paused():  # no reference cycles in the engine: see gc_pause
+        if replay._cache is not None and engine.row_feed_supported():
+            result = _run_rows(engine, replay._cache, progress)
+        else:
+            result = engine.run(_tracked(replay.events(), n_events, progress))
     report, passed = build_report(req, cfg, result, kinds, n_events, min_latency, cal, replay.report)
     return BacktestOutcome(report, result, passed)
 
