@@ -39,7 +39,7 @@ run(engine, sim, ctx, cols, levels, lo, hi) -> rows consumed
   ctx = (runtimes, sim_syms, materialize, shift_ns, interval_ns, cross_fills, local,
          reports, arrivals, sim_reports, ledger, on_depth, ln2, stock_decide, stock_alloc,
          make_signal_snapshot, make_quote_context, OPEN, PARTIALLY_FILLED, plain_trades,
-         make_desired_quote, stock_collect, report_kit, arrival_kit, reconcile_kit, send_kit)
+         make_desired_quote, stock_collect, report_kit, arrival_kit, reconcile_kit, send_kit, depth_min)
          (Engine.feed_rows builds it)
     runtimes  per symbol id: (rt, book, signals, ledger_book, stock_orders, fixed_terms)
               or None (not traded)
@@ -278,6 +278,7 @@ typedef struct {
     PyObject *arrival_kit; /* ctx[23]: the stock arrival steps' types and constants, or NULL */
     PyObject *reconcile_kit; /* ctx[24]: the stock reconcile steps' types and constants, or NULL */
     PyObject *send_kit; /* ctx[25]: the stock send steps' types and constants, or NULL */
+    int depth_min; /* ctx[26]: the queue's on_depth is min(ahead, new size) (the stock risk_averse/optimistic) */
     /* the rows this call queued for local delivery: a ring of (local time, row) that
        follows whatever Engine._local held on entry and goes back into it on exit */
     int64_t *rq_when, *rq_row;
@@ -548,7 +549,10 @@ static int queue_update(Ctx *x, PyObject *mine, int64_t px, int64_t prev, int64_
         PyObject *ahead = aget(&A_o_ahead, o);
         PyObject *traded = ahead ? aget(&A_o_traded, o) : NULL;
         PyObject *res = NULL;
-        if (traded != NULL) {
+        if (traded != NULL && x->depth_min) { /* the stock risk_averse/optimistic on_depth */
+            int le = PyObject_RichCompareBool(ahead, q, Py_LE);
+            res = le < 0 ? NULL : Py_NewRef(le ? ahead : q);
+        } else if (traded != NULL) {
             PyObject *args[4] = {ahead, po, q, traded};
             res = clock_sync() < 0 ? NULL : PyObject_Vectorcall(x->on_depth, args, 4, NULL);
         }
@@ -3925,9 +3929,9 @@ static int bump(PyObject *counters, Attr *a, Py_ssize_t v) {
 
 static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 7 || !PyTuple_CheckExact(args[2]) || PyTuple_GET_SIZE(args[2]) != 26 || !PyTuple_CheckExact(args[3]) ||
+    if (nargs != 7 || !PyTuple_CheckExact(args[2]) || PyTuple_GET_SIZE(args[2]) != 27 || !PyTuple_CheckExact(args[3]) ||
         PyTuple_GET_SIZE(args[3]) != 8 || !PyTuple_CheckExact(args[4]) || PyTuple_GET_SIZE(args[4]) != 2) {
-        PyErr_SetString(PyExc_TypeError, "run(engine, sim, ctx[26], cols[8], levels[2], lo, hi)");
+        PyErr_SetString(PyExc_TypeError, "run(engine, sim, ctx[27], cols[8], levels[2], lo, hi)");
         return NULL;
     }
     Ctx x;
@@ -4002,6 +4006,8 @@ static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) 
         PyErr_SetString(PyExc_TypeError, "run: the send kit must be None or a tuple of its 5 entries");
         return NULL;
     }
+    x.depth_min = PyObject_IsTrue(PyTuple_GET_ITEM(ctx, 26));
+    if (x.depth_min < 0) return NULL;
     Py_ssize_t lo = PyLong_AsSsize_t(args[5]), hi = PyLong_AsSsize_t(args[6]);
     if (PyErr_Occurred()) return NULL;
     if (!PyTuple_CheckExact(x.runtimes) || !PyTuple_CheckExact(x.sims) ||

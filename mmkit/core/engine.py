@@ -394,7 +394,8 @@ class Engine:
                stock_decide, type(self.allocator) is Allocator, make_signal_snapshot, make_quote_context,
                OrderState.OPEN, OrderState.PARTIALLY_FILLED, _plain_trades(sim), make_desired_quote,
                _stock(Engine, "_collect", "_push_reports") and _stock(FillSimulator, "drain_reports"),
-               self._report_kit(), _arrival_kit(sim), _reconcile_kit(), self._send_kit())
+               self._report_kit(), _arrival_kit(sim), _reconcile_kit(), self._send_kit(),
+               getattr(sim._on_depth, "__func__", None) in _DEPTH_AS_MIN)
         return n + _feed_rows(self, sim, ctx, rows.columns, rows.levels, lo, hi)  # type: ignore[misc]
 
     def _report_kit(self) -> tuple[Any, ...] | None:
@@ -770,6 +771,10 @@ _STOCK: dict[str, Callable[..., Any]] = _methods(
 
 _JOIN_AS_VISIBLE = (RiskAverseQueue.on_join, ProbQueue.on_join, OptimisticQueue.on_join)
 """The stock queue models' ``on_join``: an order joins behind the visible size."""
+
+
+_DEPTH_AS_MIN = (RiskAverseQueue.on_depth, OptimisticQueue.on_depth)
+"""The stock queue models whose ``on_depth`` is ``min(ahead, new size)``."""
 
 
 def _stock(cls: type, *names: str) -> bool:
