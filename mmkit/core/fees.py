@@ -64,6 +64,11 @@ TAKER = "taker"
 _PREC = 50
 _CTX = Context(prec=_PREC, rounding=ROUND_HALF_EVEN)  # fixed: the caller's thread context never leaks in
 _TEN_K = Decimal(10000)
+# float rates seen by fee_for, as Decimals: a run repeats its few maker/taker rates, and
+# Decimal(repr(rate)) per fill was a tenth of the fee's cost.  0.0 and -0.0 share a key
+# (they compare equal); both give the same fee, a zero rate's 0 (see fee_for's sign rule).
+_RATES: dict[float, Decimal] = {}
+_RATES_MAX = 4096
 
 # Decision-side rates (effective fee, improvement) are rounded to this many decimals of a bps.
 _BPS_DIGITS = 9
@@ -132,7 +137,11 @@ def fee_for(notional: Decimal, bps: Decimal | int | float | str, quantum: Decima
         raise TypeError(f"notional must be a Decimal (exact money), got {type(notional).__name__}")
     if not notional.is_finite():
         raise ValueError(f"notional is not finite: {notional!r}")
-    rate = to_decimal(bps)
+    rate = _RATES.get(bps) if type(bps) is float else None
+    if rate is None:
+        rate = to_decimal(bps)
+        if type(bps) is float and len(_RATES) < _RATES_MAX:
+            _RATES[bps] = rate
     raw = _CTX.divide(_CTX.multiply(notional, rate), _TEN_K)
     out = raw.quantize(quantum, rounding=ROUND_HALF_EVEN, context=_CTX)
     return out.copy_abs() if out == 0 else out  # a rebate that rounds to nothing is 0, not -0

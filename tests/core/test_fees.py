@@ -259,3 +259,16 @@ def test_fee_for_ignores_the_callers_decimal_context():
         ctx.prec = 4
         ctx.rounding = ROUND_DOWN
         assert [fee_for(n, bps) for n, bps in cases] == want
+
+
+def test_fee_for_remembers_float_rates_without_changing_a_fee():
+    from mmkit.core import fees
+
+    fees._RATES.clear()
+    cases = [(D("12345.67"), 1.8), (D("100"), -2.5), (D("0.00015"), -0.0), (D("0.00015"), 0.0), (D("7"), 0.1)]
+    first = [fee_for(n, r) for n, r in cases]
+    assert set(fees._RATES) == {1.8, -2.5, 0.0, 0.1}  # -0.0 and 0.0 share a key
+    assert [fee_for(n, r) for n, r in cases] == first == [fee_for(n, fees.to_decimal(r)) for n, r in cases]
+    assert str(first[2]) == str(first[3]) == "0E-8"  # the shared key gives the same unsigned zero
+    with pytest.raises(ValueError):
+        fee_for(D("1"), float("nan"))
