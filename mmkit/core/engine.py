@@ -37,6 +37,7 @@ from decimal import Decimal
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
+from operator import attrgetter
 from typing import Any, Protocol
 
 from mmkit.core.allocator import Allocation, Allocator, AllocatorInputs, SymbolInputs
@@ -744,10 +745,13 @@ class Engine:
             records[cid] = OrderRecord(client_id=cid, symbol=symbol, side=side, created_ns=created, placed_ns=placed,
                                        done_ns=0, qty_lots=total, filled_lots=filled,
                                        replaces=self._replaces.get(cid, 0))
-        ordered = [records[k] for k in sorted(records, key=lambda c: (records[c].created_ns, c))]
+        ordered = sorted(records.values(), key=_BY_CREATION)  # client ids are unique: a total order
         events = self.gates.drain_events() if self.gates is not None else []
         return EngineResult(self.ledger, ordered, list(self._fills), self.counters, self._start, end, self.shift,
                             self.rt, list(events), list(self._trace))
+
+
+_BY_CREATION = attrgetter("created_ns", "client_id")
 
 
 def _methods(*owners_names: tuple[type, tuple[str, ...]]) -> dict[str, Callable[..., Any]]:
