@@ -636,9 +636,27 @@ static int crossing(NativeBook *b, PyObject *st) {
         if (v >= lim) return 1;
     }
     Py_ssize_t n = get_len(&A_st_used_ask, st);
-    if (n != 0) return n < 0 ? -1 : 1;
+    if (n != 0) return n < 0 ? -1 : 2;
     n = get_len(&A_st_used_bid, st);
-    return n < 0 ? -1 : n > 0;
+    return n < 0 ? -1 : n > 0 ? 2 : 0;
+}
+
+/* FillSimulator._check_cross when neither side reaches our prices: the sizes we matched
+   against crossing levels are forgotten (used_ask, used_bid cleared) */
+static int forget_used(PyObject *st) {
+    Attr *as[2] = {&A_st_used_ask, &A_st_used_bid};
+    for (int i = 0; i < 2; i++) {
+        PyObject *d = aget(as[i], st);
+        if (d == NULL) return -1;
+        if (!PyDict_CheckExact(d)) {
+            Py_DECREF(d);
+            PyErr_SetString(PyExc_TypeError, "the matched crossing sizes must be a dict");
+            return -1;
+        }
+        PyDict_Clear(d);
+        Py_DECREF(d);
+    }
+    return 0;
 }
 
 /* FillSimulator._trade for a print exactly at our best price on the side it hits, when it
@@ -789,6 +807,7 @@ static int sim_on_market(Ctx *x, Py_ssize_t r) {
             if (rc == 0 && x->cross_fills) {
                 int cross = crossing(nbk, st);
                 if (cross < 0) rc = -1;
+                else if (cross == 2 && x->cross_fills == 2) rc = forget_used(st);
                 else if (cross) {
                     PyObject *objs[1] = {st};
                     rc = call_method(x->sim, M_check_cross, objs, 1, &ts, 1);
@@ -3944,7 +3963,7 @@ static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) 
     x.materialize = PyTuple_GET_ITEM(ctx, 2);
     x.shift = PyLong_AsLongLong(PyTuple_GET_ITEM(ctx, 3));
     x.interval = PyLong_AsLongLong(PyTuple_GET_ITEM(ctx, 4));
-    x.cross_fills = PyObject_IsTrue(PyTuple_GET_ITEM(ctx, 5));
+    x.cross_fills = (int)PyLong_AsLong(PyTuple_GET_ITEM(ctx, 5)); /* 0 off, 1 on, 2 on with the stock _check_cross */
     x.local = PyTuple_GET_ITEM(ctx, 6);
     x.reports = PyTuple_GET_ITEM(ctx, 7);
     x.arrivals = PyTuple_GET_ITEM(ctx, 8);

@@ -390,7 +390,8 @@ class Engine:
         # the loop mirrors _decide's own steps and SymbolSignals.snapshot (and reconcile's
         # fast path per stock order manager): only while those are the stock methods
         stock_decide = _stock(Engine, "_decide", "_mark_positions") and _stock(SymbolSignals, "snapshot")
-        ctx = (tuple(runtimes), tuple(sims), rows.event, self.shift, self.interval_ns, bool(sim._cross_fills),
+        cross = (2 if _stock(FillSimulator, "_check_cross") else 1) if sim._cross_fills else 0
+        ctx = (tuple(runtimes), tuple(sims), rows.event, self.shift, self.interval_ns, cross,
                self._local, self._reports, sim._arrivals, sim._reports, self.ledger, sim._on_depth, LN2,
                stock_decide, type(self.allocator) is Allocator, make_signal_snapshot, make_quote_context,
                OrderState.OPEN, OrderState.PARTIALLY_FILLED, _plain_trades(sim), make_desired_quote,
@@ -766,7 +767,7 @@ _STOCK: dict[str, Callable[..., Any]] = _methods(
                     "_detach", "_blocked_replace", "_throttled")),
     (FixedStrategy, ("quotes", "prices", "_sized")),
     (FillSimulator, ("drain_reports", "_trade", "process_arrivals", "_on_create", "_on_cancel", "_rest", "_unrest",
-                     "_done", "_remember", "_emit", "_crosses", "submit")),
+                     "_done", "_remember", "_emit", "_crosses", "submit", "_check_cross")),
     (ConstantLatency, ("response_ns", "entry_ns")),
     (GateChain, ("check", "on_sent")),
 )
