@@ -39,7 +39,8 @@ run(engine, sim, ctx, cols, levels, lo, hi) -> rows consumed
   ctx = (runtimes, sim_syms, materialize, shift_ns, interval_ns, cross_fills, local,
          reports, arrivals, sim_reports, ledger, on_depth, ln2, stock_decide, stock_alloc,
          make_signal_snapshot, make_quote_context, OPEN, PARTIALLY_FILLED, plain_trades,
-         make_desired_quote, stock_collect, report_kit, arrival_kit, reconcile_kit, send_kit, depth_min)
+         make_desired_quote, stock_collect, report_kit, arrival_kit, reconcile_kit, send_kit, depth_min,
+         stock_markouts)
          (Engine.feed_rows builds it)
     runtimes  per symbol id: (rt, book, signals, ledger_book, stock_orders, fixed_terms)
               or None (not traded)
@@ -278,6 +279,7 @@ typedef struct {
     PyObject *arrival_kit; /* ctx[23]: the stock arrival steps' types and constants, or NULL */
     PyObject *reconcile_kit; /* ctx[24]: the stock reconcile steps' types and constants, or NULL */
     PyObject *send_kit; /* ctx[25]: the stock send steps' types and constants, or NULL */
+    int stock_markouts; /* ctx[27]: MarkoutTracker.on_mid, advance and _mature are the stock ones */
     int depth_min; /* ctx[26]: the queue's on_depth is min(ahead, new size) (the stock risk_averse/optimistic) */
     /* the rows this call queued for local delivery: a ring of (local time, row) that
        follows whatever Engine._local held on entry and goes back into it on exit */
@@ -938,6 +940,90 @@ static int vol_on_mid(Ctx *x, PyObject *vol, int64_t ts, double mid) {
     return 0;
 }
 
+ATTR(A_m_count, "_count");
+ATTR(A_m_sum, "_sum");
+ATTR(A_m_up, "_up");
+ATTR(A_m_down, "_down");
+static Attr *MARKOUT_ATTRS[] = {&A_m_count, &A_m_sum, &A_m_up, &A_m_down, NULL};
+static PyObject *M_mature;
+
+/* lst[i] += d for a list of ints */
+static int list_bump(PyObject *lst, Py_ssize_t i, int64_t d) {
+    PyObject *v = PyLong_FromLongLong(d);
+    PyObject *cur = PyList_GET_ITEM(lst, i);
+    PyObject *sum = v == NULL ? NULL : PyNumber_Add(cur, v);
+    Py_XDECREF(v);
+    if (sum == NULL) return -1;
+    PyList_SET_ITEM(lst, i, sum);
+    Py_DECREF(cur);
+    return 0;
+}
+
+/* MarkoutTracker._mature(upto) for the stock tracker: every queued fill due at or before
+   upto, per horizon, against the mid in force (_mid2), as exact int bps * 1e4.  A
+   markout whose product leaves 64 bits hands the rest to the Python method (what is
+   done so far is what it would have done). */
+static int mature(Ctx *x, PyObject *mk, int64_t upto) {
+    if (!x->stock_markouts) return call_method(mk, M_mature, NULL, 0, &upto, 1);
+    int64_t mid2;
+    if (get_i64(&A_m_mid2, mk, &mid2) < 0) return -1;
+    PyObject *pending = aget(&A_m_pending, mk), *lists[4] = {NULL, NULL, NULL, NULL};
+    Attr *la[4] = {&A_m_count, &A_m_sum, &A_m_up, &A_m_down};
+    int rc = pending == NULL || !PyTuple_CheckExact(pending) ? -1 : 0;
+    if (rc < 0 && pending != NULL) PyErr_SetString(PyExc_TypeError, "markout queues must be a tuple");
+    for (int k = 0; rc == 0 && k < 4; k++) {
+        lists[k] = aget(la[k], mk);
+        if (lists[k] == NULL) rc = -1;
+        else if (!PyList_CheckExact(lists[k]) || PyList_GET_SIZE(lists[k]) != PyTuple_GET_SIZE(pending)) {
+            PyErr_SetString(PyExc_TypeError, "markout sums must be lists, one entry per horizon");
+            rc = -1;
+        }
+    }
+    int handed = 0;
+    for (Py_ssize_t i = 0; rc == 0 && !handed && i < PyTuple_GET_SIZE(pending); i++) {
+        PyObject *q = PyTuple_GET_ITEM(pending, i);
+        for (;;) {
+            int64_t due;
+            int h = deque_head(q, &due);
+            if (h < 0) rc = -1;
+            if (h <= 0 || due > upto) break;
+            PyObject *item = PySequence_GetItem(q, 0);
+            if (item == NULL) {
+                rc = -1;
+                break;
+            }
+            int64_t side = PyTuple_GET_SIZE(item) == 3 ? as_i64(PyTuple_GET_ITEM(item, 1)) : 0, px = 0, num, d2, m;
+            if (side != 0) px = as_i64(PyTuple_GET_ITEM(item, 2));
+            Py_DECREF(item);
+            if (PyErr_Occurred()) {
+                rc = -1;
+                break;
+            }
+            if (px <= 0 || (side != 1 && side != -1) || __builtin_mul_overflow(px, 2, &d2) ||
+                __builtin_sub_overflow(mid2, d2, &num) || __builtin_mul_overflow(num, side * 100000000LL, &num)) {
+                handed = 1; /* the Python method, from this fill on */
+                break;
+            }
+            m = num / d2; /* C division truncates toward zero, as markout_bps_e4 does */
+            PyObject *r = PyObject_CallMethodNoArgs(q, M_popleft);
+            if (r == NULL) {
+                rc = -1;
+                break;
+            }
+            Py_DECREF(r);
+            if (list_bump(lists[0], i, 1) < 0 || list_bump(lists[1], i, m) < 0 ||
+                (m > 0 && list_bump(lists[2], i, 1) < 0) || (m < 0 && list_bump(lists[3], i, 1) < 0)) {
+                rc = -1;
+                break;
+            }
+        }
+    }
+    Py_XDECREF(pending);
+    for (int k = 0; k < 4; k++) Py_XDECREF(lists[k]);
+    if (rc == 0 && handed) rc = call_method(mk, M_mature, NULL, 0, &upto, 1);
+    return rc;
+}
+
 /* The int object of v in *obj, made on first use (one object for every attribute that
    takes the same mid). */
 static PyObject *shared_int(PyObject **obj, int64_t v) {
@@ -964,9 +1050,12 @@ static int touch(Ctx *x, PyObject *signals, int64_t ts, int64_t b, int64_t a, Py
     int first = 0;
     int due = markouts_due(mk, ts, &first);
     int rc = due < 0 ? -1 : 0;
-    if (due > 0) {
+    if (due > 0 && !x->stock_markouts) {
         int64_t ints[2] = {ts, mid2};
         rc = call_method(mk, M_on_mid, NULL, 0, ints, 2);
+    } else if (due > 0) { /* MarkoutTracker.on_mid: mature with the mid in force, then the new one */
+        if (first) rc = aset(&A_m_mid2, mk, *mid2o) < 0 || mature(x, mk, ts) < 0 ? -1 : 0;
+        else rc = mature(x, mk, ts - 1) < 0 || aset(&A_m_mid2, mk, *mid2o) < 0 ? -1 : 0;
     } else if (due == 0) {
         rc = aset(&A_m_mid2, mk, *mid2o);
     }
@@ -1635,7 +1724,7 @@ static int decide(Ctx *x, PyObject *entry, int64_t now) {
     if (rc == 0 && mid2now != Py_None) {
         int first = 0, dueb = markouts_due(mk, now + 1, &first); /* due at or before now */
         if (dueb < 0) rc = -1;
-        else if (dueb) rc = call_method(mk, M_advance, NULL, 0, &now, 1);
+        else if (dueb) rc = x->stock_markouts ? mature(x, mk, now) : call_method(mk, M_advance, NULL, 0, &now, 1);
     }
     Py_XDECREF(mid2now);
     Py_DECREF(mk);
@@ -3948,9 +4037,9 @@ static int bump(PyObject *counters, Attr *a, Py_ssize_t v) {
 
 static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     (void)module;
-    if (nargs != 7 || !PyTuple_CheckExact(args[2]) || PyTuple_GET_SIZE(args[2]) != 27 || !PyTuple_CheckExact(args[3]) ||
+    if (nargs != 7 || !PyTuple_CheckExact(args[2]) || PyTuple_GET_SIZE(args[2]) != 28 || !PyTuple_CheckExact(args[3]) ||
         PyTuple_GET_SIZE(args[3]) != 8 || !PyTuple_CheckExact(args[4]) || PyTuple_GET_SIZE(args[4]) != 2) {
-        PyErr_SetString(PyExc_TypeError, "run(engine, sim, ctx[27], cols[8], levels[2], lo, hi)");
+        PyErr_SetString(PyExc_TypeError, "run(engine, sim, ctx[28], cols[8], levels[2], lo, hi)");
         return NULL;
     }
     Ctx x;
@@ -4026,7 +4115,8 @@ static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) 
         return NULL;
     }
     x.depth_min = PyObject_IsTrue(PyTuple_GET_ITEM(ctx, 26));
-    if (x.depth_min < 0) return NULL;
+    x.stock_markouts = PyObject_IsTrue(PyTuple_GET_ITEM(ctx, 27));
+    if (x.depth_min < 0 || x.stock_markouts < 0) return NULL;
     Py_ssize_t lo = PyLong_AsSsize_t(args[5]), hi = PyLong_AsSsize_t(args[6]);
     if (PyErr_Occurred()) return NULL;
     if (!PyTuple_CheckExact(x.runtimes) || !PyTuple_CheckExact(x.sims) ||
@@ -4160,6 +4250,9 @@ PyMODINIT_FUNC PyInit__fastfeed(void) {
     if ((M_entry_ns = intern("entry_ns")) == NULL) return NULL;
     for (Attr **a = GATE_ATTRS; *a != NULL; a++)
         if (((*a)->name = intern((*a)->text)) == NULL) return NULL;
+    for (Attr **a = MARKOUT_ATTRS; *a != NULL; a++)
+        if (((*a)->name = intern((*a)->text)) == NULL) return NULL;
+    if ((M_mature = intern("_mature")) == NULL) return NULL;
     if ((M_on_create = intern("_on_create")) == NULL || (M_on_cancel = intern("_on_cancel")) == NULL ||
         (M_on_amend = intern("_on_amend")) == NULL || (M_response_ns = intern("response_ns")) == NULL ||
         (M_on_join = intern("on_join")) == NULL || (M_popitem = intern("popitem")) == NULL)

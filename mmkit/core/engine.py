@@ -55,7 +55,7 @@ from mmkit.core.queue import OptimisticQueue, ProbQueue, RiskAverseQueue
 from mmkit.core.circuit import CLOSED, CircuitBreaker
 from mmkit.core.risk import KillSwitch, PositionBook
 from mmkit.core.throttle import Throttle
-from mmkit.core.signals import LN2, SymbolSignals, make_signal_snapshot
+from mmkit.core.signals import LN2, MarkoutTracker, SymbolSignals, make_signal_snapshot
 from mmkit.core.stats import OrderRecord, make_order_record
 from mmkit.core.strategy import FixedStrategy, Strategy, make_desired_quote, make_quote_context
 from mmkit.core.types import (
@@ -397,7 +397,8 @@ class Engine:
                OrderState.OPEN, OrderState.PARTIALLY_FILLED, _plain_trades(sim), make_desired_quote,
                _stock(Engine, "_collect", "_push_reports") and _stock(FillSimulator, "drain_reports"),
                self._report_kit(), _arrival_kit(sim), _reconcile_kit(), self._send_kit(),
-               getattr(sim._on_depth, "__func__", None) in _DEPTH_AS_MIN)
+               getattr(sim._on_depth, "__func__", None) in _DEPTH_AS_MIN,
+               _stock(MarkoutTracker, "on_mid", "advance", "_mature"))
         return n + _feed_rows(self, sim, ctx, rows.columns, rows.levels, lo, hi)  # type: ignore[misc]
 
     def _report_kit(self) -> tuple[Any, ...] | None:
@@ -762,6 +763,7 @@ def _methods(*owners_names: tuple[type, tuple[str, ...]]) -> dict[str, Callable[
 _STOCK: dict[str, Callable[..., Any]] = _methods(
     (Engine, ("_decide", "_mark_positions", "_collect", "_push_reports", "_on_report", "_finish", "_send")),
     (SymbolSignals, ("snapshot",)),
+    (MarkoutTracker, ("on_mid", "advance", "_mature")),
     (OrderManager, ("reconcile", "_nothing_to_do", "on_report", "_on_create_ack", "_finish", "finished", "_recommit",
                     "_commit_value", "_reconcile_slow", "_plan_side", "_try_create", "_try_replace", "_send_cancel",
                     "_detach", "_blocked_replace", "_throttled")),

@@ -739,3 +739,27 @@ def test_gates_in_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(KillSwitch, "__init__", tripped)
     refused = assert_same(cache, config(tmp_path), monkeypatch, decision_interval_ms=5)
     assert refused["managers"]["SYNUSDT"][-1]["gated"].get("killswitch", 0) > 20
+
+
+def test_markouts_mature_in_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a test that cannot fail: the loop matures the markouts of fills itself
+    (``MarkoutTracker._mature`` is then not called from it), and calls a patched
+    ``_mature`` instead: same markout sums either way."""
+    from mmkit.core.signals import MarkoutTracker
+
+    calls = {"mature": 0}
+    real = MarkoutTracker._mature
+
+    def counting(self: Any, upto: int) -> None:
+        calls["mature"] += 1
+        real(self, upto)
+
+    cache = synth_cache(tmp_path, 6000)
+    monkeypatch.setitem(engine_mod._STOCK, "MarkoutTracker._mature", counting)
+    monkeypatch.setattr(MarkoutTracker, "_mature", counting)
+    out = outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False)
+    matured = sum(s.count for s in out["signals"]["SYNUSDT"][-1])
+    assert out["counters"]["fills"] > 10 and matured > 20 and calls["mature"] <= 2
+    monkeypatch.setitem(engine_mod._STOCK, "MarkoutTracker._mature", real)  # now a patched method
+    assert outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False) == out
+    assert calls["mature"] > 20
