@@ -42,7 +42,7 @@ run(engine, sim, ctx, cols, levels, lo, hi) -> rows consumed
          make_desired_quote, stock_collect, report_kit, arrival_kit, reconcile_kit, send_kit, depth_min,
          stock_markouts)
          (Engine.feed_rows builds it)
-    runtimes  per symbol id: (rt, book, signals, ledger_book, stock_orders, fixed_terms)
+    runtimes  per symbol id: (rt, book, signals, ledger_book, stock_orders, fixed_terms, lot_unit)
               or None (not traded)
     sim_syms  per symbol id: the simulator's per-symbol state or None
   cols, levels: the cache's 8 event columns and 2 level columns (buffers).
@@ -1177,7 +1177,8 @@ static Attr *DECIDE_ATTRS[] = {
     &A_lo_state, &A_lo_priced, &A_lo_qty, &A_lo_filled, &A_lo_ref_mid, &A_q_price, &A_q_side, &A_q_level, &A_q_qty,
     &A_q_symbol, NULL};
 
-static PyObject *M_quotes, *M_reconcile, *M_reconcile_slow, *M_send, *M_advance, *M_mark_positions, *M_snapshot;
+static PyObject *M_quotes, *M_reconcile, *M_reconcile_slow, *M_send, *M_advance, *M_mark_positions, *M_snapshot,
+    *M_update_mark;
 
 #define EXACT_DBL ((int64_t)1 << 53)
 #define FOREVER ((int64_t)1 << 62)
@@ -1660,6 +1661,28 @@ static int reconcile_c(Ctx *x, PyObject *om, const Want *w, Py_ssize_t nw, int64
                        PyObject **actions);
 static int send_actions(Ctx *x, PyObject *rt, PyObject *actions, int64_t now);
 
+/* float(Instrument.notional_usd(ticks, 1)) for a linear instrument whose one-lot-per-tick
+   value is coef * 10**ex: the exact product (Python's Decimal product is exact under 28
+   digits), then the correctly rounded double of its decimal text, as float(Decimal) does.
+   1 = done, 0 = not covered (the Python method). */
+static int lot_value(int64_t ticks, int64_t coef, int64_t ex, double *out) {
+    if (ticks <= 0 || coef <= 0 || ex < -400 || ex > 400) return 0;
+    unsigned __int128 p = (unsigned __int128)ticks * (unsigned __int128)coef, lim = 1;
+    for (int i = 0; i < 28; i++) lim *= 10;
+    if (p >= lim) return 0;
+    char digits[40], buf[64];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + (int)(p % 10));
+        p /= 10;
+    } while (p);
+    for (int i = 0; i < n; i++) buf[i] = digits[n - 1 - i];
+    snprintf(buf + n, sizeof buf - (size_t)n, "e%lld", (long long)ex);
+    char *end = NULL;
+    *out = strtod(buf, &end);
+    return end != NULL && *end == '\0';
+}
+
 static int decide(Ctx *x, PyObject *entry, int64_t now) {
     PyObject *rt = PyTuple_GET_ITEM(entry, 0), *signals = PyTuple_GET_ITEM(entry, 2),
              *lbook = PyTuple_GET_ITEM(entry, 3);
@@ -1706,9 +1729,29 @@ static int decide(Ctx *x, PyObject *entry, int64_t now) {
             if (m == -1 && PyErr_Occurred()) PyErr_Clear();
             else moved = m != mid_floor;
         }
+        int done = 0;
+        if (rc == 0 && moved && PyTuple_GET_ITEM(entry, 6) != Py_None) { /* the lot value here */
+            PyObject *unit = PyTuple_GET_ITEM(entry, 6);
+            int64_t coef = as_i64(PyTuple_GET_ITEM(unit, 0)), ex = as_i64(PyTuple_GET_ITEM(unit, 1));
+            double v;
+            if (PyErr_Occurred()) rc = -1;
+            else if (lot_value(mid_floor, coef, ex, &v) && v > 0 && isfinite(v)) {
+                PyObject *mo = PyLong_FromLongLong(mid_floor), *vo = mo ? PyFloat_FromDouble(v) : NULL;
+                PyObject *pair = vo ? PyTuple_Pack(2, mo, vo) : NULL;
+                rc = pair == NULL || PyDict_SetItem(marks, sym, pair) < 0 ? -1 : 0;
+                if (rc == 0) {
+                    PyObject *o3[2] = {sym, vo};
+                    rc = call_method(positions, M_update_mark, o3, 2, &now, 1);
+                }
+                Py_XDECREF(mo);
+                Py_XDECREF(vo);
+                Py_XDECREF(pair);
+                done = 1;
+            }
+        }
         Py_XDECREF(marks);
         Py_XDECREF(sym);
-        if (rc == 0 && moved) {
+        if (rc == 0 && moved && !done) {
             int64_t ints[2] = {mid_floor, now};
             objs[0] = rt;
             rc = call_method(x->engine, M_mark_positions, objs, 1, ints, 2);
@@ -4129,9 +4172,11 @@ static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) 
     x.nsym = PyTuple_GET_SIZE(x.runtimes);
     for (Py_ssize_t i = 0; i < x.nsym; i++) {
         PyObject *e = PyTuple_GET_ITEM(x.runtimes, i);
-        if (e != Py_None && (!PyTuple_CheckExact(e) || PyTuple_GET_SIZE(e) != 6)) {
-            PyErr_SetString(PyExc_TypeError,
-                            "run: runtimes entries are (rt, book, signals, ledger_book, stock_orders, fixed_terms) or None");
+        if (e != Py_None && (!PyTuple_CheckExact(e) || PyTuple_GET_SIZE(e) != 7 ||
+                             (PyTuple_GET_ITEM(e, 6) != Py_None && (!PyTuple_CheckExact(PyTuple_GET_ITEM(e, 6)) ||
+                                                                    PyTuple_GET_SIZE(PyTuple_GET_ITEM(e, 6)) != 2)))) {
+            PyErr_SetString(PyExc_TypeError, "run: runtimes entries are (rt, book, signals, ledger_book, stock_orders, "
+                                             "fixed_terms, lot_unit) or None");
             return NULL;
         }
         if (e != Py_None && native(PyTuple_GET_ITEM(e, 1)) == NULL) return NULL;
@@ -4205,9 +4250,26 @@ done:
     return result;
 }
 
+/* lot_value(ticks, coef, exp) -> float or None: the loop's position-mark value (tests
+   compare it with float(Instrument.notional_usd(ticks, 1))) */
+static PyObject *py_lot_value(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    (void)module;
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "lot_value(ticks, coef, exp)");
+        return NULL;
+    }
+    int64_t t = PyLong_AsLongLong(args[0]), c = PyLong_AsLongLong(args[1]), e = PyLong_AsLongLong(args[2]);
+    if (PyErr_Occurred()) return NULL;
+    double v;
+    if (!lot_value(t, c, e, &v)) Py_RETURN_NONE;
+    return PyFloat_FromDouble(v);
+}
+
 static PyMethodDef methods[] = {
     {"run", (PyCFunction)(void (*)(void))run, METH_FASTCALL,
      "run(engine, sim, ctx, cols, levels, lo, hi) -> rows consumed: Engine.feed over cache rows lo..hi-1."},
+    {"lot_value", (PyCFunction)(void (*)(void))py_lot_value, METH_FASTCALL,
+     "lot_value(ticks, coef, exp) -> float(ticks * coef * 10**exp) correctly rounded, or None when not covered."},
     {NULL, NULL, 0, NULL}};
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "mmkit.core._fastfeed",
@@ -4260,7 +4322,8 @@ PyMODINIT_FUNC PyInit__fastfeed(void) {
     if ((M_quotes = intern("quotes")) == NULL || (M_reconcile = intern("reconcile")) == NULL ||
         (M_reconcile_slow = intern("_reconcile_slow")) == NULL ||
         (M_send = intern("_send")) == NULL || (M_advance = intern("advance")) == NULL ||
-        (M_mark_positions = intern("_mark_positions")) == NULL || (M_snapshot = intern("snapshot")) == NULL)
+        (M_mark_positions = intern("_mark_positions")) == NULL || (M_snapshot = intern("snapshot")) == NULL ||
+        (M_update_mark = intern("update_mark")) == NULL)
         return NULL;
     if ((M_process_arrivals = intern("process_arrivals")) == NULL || (M_on_report = intern("_on_report")) == NULL ||
         (M_on_trade = intern("on_trade")) == NULL || (M_on_touch = intern("on_touch")) == NULL ||

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from decimal import Decimal
+from decimal import Context, Decimal, Inexact, Rounded
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
@@ -385,7 +385,8 @@ class Engine:
         for sym, i in ids.items():
             rt = self.rt.get(sym)
             if rt is not None:
-                runtimes[i] = (rt, rt.book, rt.signals, books[sym], _stock_orders(rt.orders), _fixed_terms(rt))
+                runtimes[i] = (rt, rt.book, rt.signals, books[sym], _stock_orders(rt.orders), _fixed_terms(rt),
+                               _lot_unit(rt.instrument))
             sims[i] = sim._syms.get(sym)
         # the loop mirrors _decide's own steps and SymbolSignals.snapshot (and reconcile's
         # fast path per stock order manager): only while those are the stock methods
@@ -764,6 +765,7 @@ _STOCK: dict[str, Callable[..., Any]] = _methods(
     (Engine, ("_decide", "_mark_positions", "_collect", "_push_reports", "_on_report", "_finish", "_send")),
     (SymbolSignals, ("snapshot",)),
     (MarkoutTracker, ("on_mid", "advance", "_mature")),
+    (Instrument, ("notional_usd",)),
     (OrderManager, ("reconcile", "_nothing_to_do", "on_report", "_on_create_ack", "_finish", "finished", "_recommit",
                     "_commit_value", "_reconcile_slow", "_plan_side", "_try_create", "_try_replace", "_send_cancel",
                     "_detach", "_blocked_replace", "_throttled")),
@@ -842,6 +844,25 @@ def _plain_trades(sim: Any) -> bool:
     itself (no touch fills or toxic sweeps, the stock ``_trade``; its fills still go to
     ``FillSimulator._fill``)."""
     return not sim._touch and not sim._toxic and _stock(FillSimulator, "_trade")
+
+
+def _lot_unit(inst: Instrument) -> tuple[int, int] | None:
+    """One lot's value per tick of a linear instrument as ``(coefficient, exponent)``
+    (``tick_size x lot_size x contract_multiplier``, exact), for the compiled loop's
+    position mark (``float(notional_usd(mid, 1))``), or None: an inverse contract, another
+    instrument class or a patched ``notional_usd``, a coefficient beyond 64 bits."""
+    if type(inst) is not Instrument or inst.inverse or not _stock(Instrument, "notional_usd"):
+        return None
+    ctx = Context(prec=200, traps=[Inexact, Rounded])
+    try:
+        unit = ctx.multiply(ctx.multiply(inst.tick_size, inst.lot_size), inst.contract_multiplier)
+    except (Inexact, Rounded):  # pragma: no cover - 200 digits hold any product of three grids
+        return None
+    sign, digits, exp = unit.as_tuple()
+    if sign or not isinstance(exp, int) or not digits:
+        return None
+    coef = int("".join(map(str, digits)))
+    return (coef, exp) if 0 < coef < 1 << 63 else None
 
 
 def _fixed_terms(rt: SymbolRuntime) -> tuple[int, ...] | None:

@@ -763,3 +763,26 @@ def test_markouts_mature_in_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.setitem(engine_mod._STOCK, "MarkoutTracker._mature", real)  # now a patched method
     assert outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False) == out
     assert calls["mature"] > 20
+
+
+@settings(max_examples=300, deadline=None)
+@given(ticks=st.integers(1, 10**15), tick_exp=st.integers(-8, 2), tick_coef=st.integers(1, 999),
+       lot_exp=st.integers(-8, 2), lot_coef=st.integers(1, 999), mult=st.sampled_from(["1", "0.001", "10", "25.5"]))
+def test_the_loops_lot_value_is_float_of_the_exact_notional(ticks: int, tick_exp: int, tick_coef: int, lot_exp: int,
+                                                            lot_coef: int, mult: str) -> None:
+    """The position mark's lot value in the loop (the exact product as text, then the
+    correctly rounded double) is ``float(Instrument.notional_usd(mid, 1))`` bit for bit."""
+    from decimal import Decimal
+
+    from mmkit.core._fastfeed import lot_value
+    from mmkit.core.instruments import Instrument
+
+    inst = Instrument("X", Decimal(tick_coef).scaleb(tick_exp), Decimal(lot_coef).scaleb(lot_exp), Decimal(mult))
+    unit = engine_mod._lot_unit(inst)
+    assert unit is not None
+    got = lot_value(ticks, *unit)
+    want = float(inst.notional_usd(ticks, 1))
+    if got is not None:
+        assert got == want and got.hex() == want.hex()
+    else:  # only a product past Decimal's 28 digits is left to Python
+        assert ticks * unit[0] >= 10**28
