@@ -11,24 +11,38 @@ the event rebuilt (Engine._row_event):
 
   done here                                  handed to the Python method
   -----------------------------------------  ---------------------------------------------
-  the local FIFO (a ring of row numbers,     FillSimulator.process_arrivals (arrivals due,
-    back into Engine._local on return) and     also before a market event), Engine._on_report
-    the clocks (written to Engine._now and
+  the local FIFO (a ring of row numbers,     Engine._on_report for fills, rejects, amend
+    back into Engine._local on return) and     acks, late or duplicate reports (and for
+    the clocks (written to Engine._now and     every report while orders are traced)
     FillSimulator.now_ns before Python runs)
   Engine._collect's steps (the sim's         (a patched _collect, drain_reports or
     reports onto the engine's report heap)     _push_reports)
+  a create's ack and a cancel confirmation
+    (the order manager's state, its finish,
+    the engine's order record)
+  the simulator's arrivals: a create that    FillSimulator._on_amend, a create that
+    rests (checks, queue position, the ack),   crosses or is refused, an unknown cancel
+    a cancel of a resting order
   a delta on the sim book (native), with     FillSimulator.on_market (a fractional queue
     the queue ahead of our orders              estimate, a quote before depth, snapshots,
-    (queue.on_depth)                           gaps, negative sizes), FillSimulator._fill
-  trades/quotes reaching no order of ours;     (each fill: the exact fee),
-    FillSimulator._trade's steps for a print   FillSimulator._check_cross
+    (queue.on_depth; risk_averse/optimistic    gaps, negative sizes), FillSimulator._fill
+    in C), forgetting matched crossing sizes   (each fill: the exact fee),
+  trades/quotes reaching no order of ours;     FillSimulator._check_cross (a level that
+    FillSimulator._trade's steps for a print   reaches our prices)
     at or through our prices
   a delta on the local book (native)         Engine._on_local_market (anything else)
-  SymbolSignals.on_touch/on_trade (EWMA vol, MarkoutTracker.on_mid/advance (a markout
-    trade intensity, the last mid)             matures), Ledger.sample (an equity point)
-  Ledger.mark_mid2                           another strategy's quotes, a reconcile with
-  a decision's own steps (see decide below),   work, Engine._send, Engine._mark_positions
-    the stock fixed strategy's quotes          (the mid moved)
+  SymbolSignals.on_touch/on_trade (EWMA vol, Ledger.sample (an equity point)
+    trade intensity, the last mid), the
+    markouts' maturing (MarkoutTracker)
+  Ledger.mark_mid2                           another strategy's quotes, a reconcile the C
+  a decision's own steps (see decide below),   copy does not cover (amend policy, tail
+    the stock fixed strategy's quotes, the     batch, pending timeouts due, an unclean
+    position mark's lot value (linear), the    ladder, a budget below the resting orders),
+    cancel_replace reconcile with the stock    the gates' other states, other batches
+    gate chain (kill switch, circuit breaker,  (Engine._send), PositionBook.update_mark
+    throttle in their common state), sending
+    creates and cancels (Engine._send,
+    FillSimulator.submit)
 
 Float arithmetic is written in the Python expressions' order (IEEE doubles, libm log and
 exp as math.log/math.exp use), so results are bit-identical; tests run backtests both
@@ -2064,6 +2078,14 @@ ATTR(A_om_inverse, "_inverse");
 ATTR(A_p_retention, "terminal_retention");
 ATTR(A_oc_acked, "acked");
 ATTR(A_oc_confirmed, "canceled_confirmed");
+ATTR(A_oc_filled_orders, "filled_orders");
+ATTR(A_oc_fills, "fills");
+ATTR(A_f_cid, "client_id");
+ATTR(A_rn_cid, "client_id");
+ATTR(A_f_price, "price");
+ATTR(A_f_qty, "qty");
+ATTR(A_f_cum, "cum_qty");
+ATTR(A_lo_fill_keys, "fill_keys");
 ATTR(A_lo_acked, "acked");
 ATTR(A_lo_fill_lots, "fill_lots");
 ATTR(A_lo_fill_units, "fill_units");
@@ -2077,13 +2099,14 @@ ATTR(A_lo_attached, "attached");
 
 static Attr *REPORT_ATTRS[] = {
     &A_r_cid, &A_r_op, &A_r_price, &A_r_qty, &A_e_live, &A_e_rt, &A_e_records, &A_e_replaces, &A_c_reports,
-    &A_om_orders, &A_om_live, &A_om_counters, &A_om_replacing, &A_om_det, &A_om_n_detached, &A_om_finished, &A_om_params, &A_om_inverse, &A_p_retention, &A_oc_acked, &A_oc_confirmed,
+    &A_om_orders, &A_om_live, &A_om_counters, &A_om_replacing, &A_om_det, &A_om_n_detached, &A_om_finished, &A_om_params, &A_om_inverse, &A_p_retention, &A_oc_acked, &A_oc_confirmed, &A_oc_filled_orders, &A_oc_fills, &A_f_cid, &A_rn_cid, &A_f_price, &A_f_qty, &A_f_cum,
+    &A_lo_fill_keys,
     &A_lo_acked, &A_lo_fill_lots, &A_lo_fill_units, &A_lo_pending_qty,
     &A_lo_pending_price, &A_lo_committed, &A_lo_placed, &A_lo_updated,
     &A_lo_side_idx, &A_lo_attached, NULL};
 
 enum { KIT_ACK, KIT_CANCELED, KIT_OM, KIT_RECORD, KIT_CREATE, KIT_PENDING_NEW, KIT_OPEN, KIT_CANCELED_ST,
-       KIT_FILLED, KIT_REJECTED, KIT_SIZE };
+       KIT_FILLED, KIT_REJECTED, KIT_FILL, KIT_SIZE };
 
 /* d[key] (borrowed) or NULL without an error when absent; -1 on error */
 static int dict_get(PyObject *d, PyObject *key, PyObject **out) {
@@ -2131,7 +2154,7 @@ static int list_add(PyObject *lst, Py_ssize_t i, PyObject *d, int negate) {
 }
 
 /* OrderManager._finish(o, CANCELED, t) */
-static int om_finish_canceled(PyObject *kit, PyObject *om, PyObject *o, PyObject *cid, PyObject *t) {
+static int om_finish(PyObject *kit, PyObject *om, PyObject *o, PyObject *cid, PyObject *t, int filled) {
     int64_t si;
     if (get_i64(&A_lo_side_idx, o, &si) < 0) return -1;
     PyObject *committed = aget(&A_lo_committed, o);
@@ -2164,7 +2187,8 @@ static int om_finish_canceled(PyObject *kit, PyObject *om, PyObject *o, PyObject
     PyObject *zero = PyLong_FromLong(0);
     if (zero == NULL) goto out;
     int bad = (tot = aget(&A_om_tot, om)) == NULL || list_add(tot, si, committed, 1) < 0 ||
-              aset(&A_lo_committed, o, zero) < 0 || aset(&A_lo_state, o, PyTuple_GET_ITEM(kit, KIT_CANCELED_ST)) < 0 ||
+              aset(&A_lo_committed, o, zero) < 0 ||
+              aset(&A_lo_state, o, PyTuple_GET_ITEM(kit, filled ? KIT_FILLED : KIT_CANCELED_ST)) < 0 ||
               aset(&A_lo_updated, o, t) < 0 || aset(&A_lo_pending_price, o, zero) < 0 ||
               aset(&A_lo_pending_qty, o, zero) < 0;
     Py_DECREF(zero);
@@ -2178,6 +2202,12 @@ static int om_finish_canceled(PyObject *kit, PyObject *om, PyObject *o, PyObject
         PyErr_Clear();
     }
     if (PySet_Discard(repl, cid) < 0) goto out;
+    if (filled) {
+        PyObject *oc = aget(&A_om_counters, om);
+        int b = oc == NULL ? -1 : bump(oc, &A_oc_filled_orders, 1);
+        Py_XDECREF(oc);
+        if (b < 0) goto out;
+    }
     /* the finished ids, the oldest forgotten beyond terminal_retention */
     if ((fin = aget(&A_om_finished, om)) == NULL || (orders = aget(&A_om_orders, om)) == NULL ||
         (params = aget(&A_om_params, om)) == NULL)
@@ -2219,7 +2249,8 @@ out:
 }
 
 /* Engine._finish(cid, order, now) for an order the manager just finished as canceled */
-static int engine_finish(Ctx *x, PyObject *kit, PyObject *o, PyObject *cid, PyObject *live_tuple, PyObject *t) {
+static int engine_finish(Ctx *x, PyObject *kit, PyObject *o, PyObject *cid, PyObject *live_tuple, PyObject *t,
+                         int canceled) {
     int rc = -1;
     PyObject *elive = aget(&A_e_live, x->engine), *replaces = NULL, *records = NULL, *nrep = NULL, *rec = NULL;
     PyObject *placed = NULL, *qty = NULL, *filled = NULL;
@@ -2241,7 +2272,8 @@ static int engine_finish(Ctx *x, PyObject *kit, PyObject *o, PyObject *cid, PyOb
         (filled = aget(&A_lo_filled, o)) == NULL)
         goto out;
     PyObject *args[11] = {cid, PyTuple_GET_ITEM(live_tuple, 0), PyTuple_GET_ITEM(live_tuple, 1),
-                          PyTuple_GET_ITEM(live_tuple, 2), placed, t, qty, filled, Py_True, Py_False, nrep};
+                          PyTuple_GET_ITEM(live_tuple, 2), placed, t, qty, filled, canceled ? Py_True : Py_False,
+                          Py_False, nrep};
     rec = PyObject_Vectorcall(PyTuple_GET_ITEM(kit, KIT_RECORD), args, 11, NULL);
     if (rec == NULL || PyDict_SetItem(records, cid, rec) < 0) goto out;
     rc = 0;
@@ -2284,15 +2316,109 @@ static int ack_plain(PyObject *kit, PyObject *om, PyObject *o, PyObject *rep) {
     return units == committed;
 }
 
+
+static PyObject *M_book_fill;
+
+/* An int attribute as an int64, 1; 0 when it is not an exact int within 64 bits */
+#define RD(attr, obj, var) (rd_int(attr, obj, &(var)))
+
+/* Engine._on_report for a fill that completes its order (OrderManager._on_fill, its
+   finish as filled, Engine._book_fill through its Python method: the exact ledger entry,
+   the signals and the position book, then the engine's order record).  1 done, 0 the
+   Python method's case (a partial fill, a repeat, an order already finished, a value
+   beyond 64 bits; nothing changed), -1 error. */
+static int fill_report(Ctx *x, PyObject *kit, PyObject *rep, PyObject *cid, PyObject *live_tuple, PyObject *rt,
+                       PyObject *om, PyObject *o, int64_t now) {
+    int64_t cum, qty, price, filled, oqty, pq, fl, fu, placed, priced, units;
+    int r;
+    if ((r = RD(&A_f_cum, rep, cum)) <= 0 || (r = RD(&A_f_qty, rep, qty)) <= 0 || (r = RD(&A_f_price, rep, price)) <= 0 ||
+        (r = RD(&A_lo_filled, o, filled)) <= 0 || (r = RD(&A_lo_qty, o, oqty)) <= 0 ||
+        (r = RD(&A_lo_pending_qty, o, pq)) <= 0 || (r = RD(&A_lo_fill_lots, o, fl)) <= 0 ||
+        (r = RD(&A_lo_fill_units, o, fu)) <= 0 || (r = RD(&A_lo_placed, o, placed)) <= 0 ||
+        (r = RD(&A_lo_priced, o, priced)) <= 0)
+        return r;
+    if (cum <= 0) return 0;
+    PyObject *params = aget(&A_om_params, om);
+    int64_t keep = 0;
+    int kr = params == NULL ? -1 : rd_int(&A_p_retention, params, &keep);
+    Py_XDECREF(params);
+    if (kr <= 0 || keep < 1) return kr < 0 ? -1 : 0; /* the order would be forgotten at once */
+    PyObject *st = aget(&A_lo_state, o);
+    if (st == NULL) return -1;
+    int term = is_terminal(kit, st);
+    Py_DECREF(st);
+    if (term) return 0;
+    int64_t nf = cum > filled ? cum : filled;
+    if (!(nf >= oqty && (pq == 0 || nf >= pq))) return 0; /* a partial fill: Python */
+    int inverse = get_truth(&A_om_inverse, om);
+    if (inverse < 0) return -1;
+    if (inverse) units = qty;
+    else if (__builtin_mul_overflow(price, qty, &units)) return 0;
+    int64_t nfl, nfu;
+    if (__builtin_add_overflow(fl, qty, &nfl) || __builtin_add_overflow(fu, units, &nfu)) return 0;
+    PyObject *keys = aget(&A_lo_fill_keys, o), *cumo = aget(&A_f_cum, rep);
+    if (keys == NULL || cumo == NULL) {
+        Py_XDECREF(keys);
+        Py_XDECREF(cumo);
+        return -1;
+    }
+    int seen = keys == Py_None ? 0 : PySet_Check(keys) ? PySet_Contains(keys, cumo) : -2;
+    if (seen != 0) { /* a repeat (or keys of another kind): Python */
+        Py_DECREF(keys);
+        Py_DECREF(cumo);
+        return seen == -1 ? -1 : 0;
+    }
+    /* the order manager's _on_fill, then its finish */
+    int rc = -1;
+    PyObject *t = PyLong_FromLongLong(now), *ecounters = NULL, *ocounters = NULL, *res = NULL;
+    if (t == NULL) goto out;
+    if (keys == Py_None) {
+        PyObject *ns = PySet_New(NULL);
+        int bad = ns == NULL || PySet_Add(ns, cumo) < 0 || aset(&A_lo_fill_keys, o, ns) < 0;
+        Py_XDECREF(ns);
+        if (bad) goto out;
+    } else if (PySet_Add(keys, cumo) < 0) {
+        goto out;
+    }
+    if ((cum > filled && aset(&A_lo_filled, o, cumo) < 0) || set_i64(&A_lo_fill_lots, o, nfl) < 0 ||
+        set_i64(&A_lo_fill_units, o, nfu) < 0 || aset(&A_lo_updated, o, t) < 0)
+        goto out;
+    if ((ecounters = aget(&A_counters, x->engine)) == NULL || (ocounters = aget(&A_om_counters, om)) == NULL ||
+        bump(ecounters, &A_c_reports, 1) < 0 || bump(ocounters, &A_oc_fills, 1) < 0)
+        goto out;
+    if ((placed == 0 && aset(&A_lo_placed, o, t) < 0) || (priced == 0 && aset(&A_lo_priced, o, t) < 0)) goto out;
+    Py_INCREF(o); /* _finish may drop it from _orders */
+    r = om_finish(kit, om, o, cid, t, 1);
+    if (r == 0) { /* Engine._book_fill(rt, fill): the ledger, signals, positions, hooks */
+        PyObject *objs[2] = {rt, rep};
+        r = call_method(x->engine, M_book_fill, objs, 2, NULL, 0);
+    }
+    if (r == 0) r = engine_finish(x, kit, o, cid, live_tuple, t, 0);
+    Py_DECREF(o);
+    if (r < 0) goto out;
+    rc = 1;
+out:
+    Py_DECREF(keys);
+    Py_DECREF(cumo);
+    Py_XDECREF(t);
+    Py_XDECREF(ecounters);
+    Py_XDECREF(ocounters);
+    Py_XDECREF(res);
+    return rc;
+}
+
 static int on_report(Ctx *x, PyObject *rep, int64_t now) {
     PyObject *kit = x->report_kit;
     PyTypeObject *tp = Py_TYPE(rep);
     if (kit == NULL || (tp != (PyTypeObject *)PyTuple_GET_ITEM(kit, KIT_ACK) &&
-                        tp != (PyTypeObject *)PyTuple_GET_ITEM(kit, KIT_CANCELED)))
+                        tp != (PyTypeObject *)PyTuple_GET_ITEM(kit, KIT_CANCELED) &&
+                        tp != (PyTypeObject *)PyTuple_GET_ITEM(kit, KIT_FILL)))
         return call_method(x->engine, M_on_report, &rep, 1, &now, 1);
     int is_ack = tp == (PyTypeObject *)PyTuple_GET_ITEM(kit, KIT_ACK);
+    int is_fill = tp == (PyTypeObject *)PyTuple_GET_ITEM(kit, KIT_FILL);
     int rc = -1, fast = 0;
-    PyObject *cid = aget(&A_r_cid, rep), *elive = NULL, *ert = NULL, *om = NULL, *orders = NULL, *t = NULL;
+    PyObject *cid = aget(is_ack ? &A_r_cid : is_fill ? &A_f_cid : &A_rn_cid, rep), *elive = NULL, *ert = NULL,
+             *om = NULL, *orders = NULL, *t = NULL;
     PyObject *live_tuple, *rt, *o;
     if (cid == NULL || (elive = aget(&A_e_live, x->engine)) == NULL || dict_get(elive, cid, &live_tuple) < 0) goto out;
     if (live_tuple == NULL || !PyTuple_CheckExact(live_tuple) || PyTuple_GET_SIZE(live_tuple) != 4) goto slow;
@@ -2302,6 +2428,13 @@ static int on_report(Ctx *x, PyObject *rep, int64_t now) {
     if (Py_TYPE(om) != (PyTypeObject *)PyTuple_GET_ITEM(kit, KIT_OM)) goto slow;
     if ((orders = aget(&A_om_orders, om)) == NULL || dict_get(orders, cid, &o) < 0) goto out;
     if (o == NULL) goto slow;
+    if (is_fill) {
+        int done = fill_report(x, kit, rep, cid, live_tuple, rt, om, o, now);
+        if (done < 0) goto out;
+        if (!done) goto slow;
+        rc = 0;
+        goto out;
+    }
     if (is_ack) {
         PyObject *op = aget(&A_r_op, rep);
         if (op == NULL) goto out;
@@ -2346,7 +2479,7 @@ static int on_report(Ctx *x, PyObject *rep, int64_t now) {
         goto out;
     }
     Py_INCREF(o); /* _finish may drop it from _orders */
-    rc = om_finish_canceled(kit, om, o, cid, t) < 0 ? -1 : engine_finish(x, kit, o, cid, live_tuple, t);
+    rc = om_finish(kit, om, o, cid, t, 0) < 0 ? -1 : engine_finish(x, kit, o, cid, live_tuple, t, 1);
     Py_DECREF(o);
     goto out;
 slow:
@@ -4118,7 +4251,7 @@ static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) 
              !PyType_Check(PyTuple_GET_ITEM(x.report_kit, KIT_ACK)) ||
              !PyType_Check(PyTuple_GET_ITEM(x.report_kit, KIT_CANCELED)) ||
              !PyType_Check(PyTuple_GET_ITEM(x.report_kit, KIT_OM))) {
-        PyErr_SetString(PyExc_TypeError, "run: the report kit must be None or a tuple of its 10 entries");
+        PyErr_SetString(PyExc_TypeError, "run: the report kit must be None or a tuple of its 11 entries");
         return NULL;
     }
     x.arrival_kit = PyTuple_GET_ITEM(ctx, 23);
@@ -4306,7 +4439,9 @@ PyMODINIT_FUNC PyInit__fastfeed(void) {
         if (((*a)->name = intern((*a)->text)) == NULL) return NULL;
     for (Attr **a = RECONCILE_ATTRS; *a != NULL; a++)
         if (((*a)->name = intern((*a)->text)) == NULL) return NULL;
-    if ((M_check = intern("check")) == NULL || (M_on_sent = intern("on_sent")) == NULL) return NULL;
+    if ((M_check = intern("check")) == NULL || (M_on_sent = intern("on_sent")) == NULL ||
+        (M_book_fill = intern("_book_fill")) == NULL)
+        return NULL;
     for (Attr **a = SEND_ATTRS; *a != NULL; a++)
         if (((*a)->name = intern((*a)->text)) == NULL) return NULL;
     if ((M_entry_ns = intern("entry_ns")) == NULL) return NULL;

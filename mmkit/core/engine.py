@@ -22,8 +22,11 @@ Everything it produced is in ``EngineResult``; the research layer turns that int
 ``feed_rows`` is ``feed`` over a columnar source (the cache), with the loop compiled
 (``mmkit.core._fastfeed``): the steps that only move book, queue, signal and mark state,
 a print's walk through the queues at our prices, the reports' move to the engine's heap,
-and a decision's own steps around the strategy (and the stock ``fixed`` strategy itself)
-run in C on the same Python objects (the books native, ``NativeL2Book``); every other step
+a decision's own steps around the strategy (and the stock ``fixed`` strategy itself), and
+an order's common life (the cancel_replace reconcile with the stock gates, the send, the
+simulator's arrival, the ack or cancel confirmation) run in C on the same Python objects
+(the books native, ``NativeL2Book``); fills, with their exact fee and ledger entry, stay in
+Python.  Every other step
 calls the Python method ``feed`` would call (``_STOCK`` lists the mirrored ones: a patched
 one runs in Python), so there is one implementation of each rule and the results are
 byte-identical (tests/research/test_feed_rows.py runs every scenario both ways).
@@ -403,14 +406,16 @@ class Engine:
         return n + _feed_rows(self, sim, ctx, rows.columns, rows.levels, lo, hi)  # type: ignore[misc]
 
     def _report_kit(self) -> tuple[Any, ...] | None:
-        """What the compiled loop needs to apply a create's ack and a cancel confirmation
-        itself (``Engine._on_report``'s common steps), or ``None``: order traces on, or a
+        """What the compiled loop needs to apply a create's ack, a cancel confirmation and
+        a fill that completes its order itself (``Engine._on_report``'s common steps; the
+        fill's booking still through ``_book_fill``), or ``None``: order traces on, or a
         patched report method (those reports then go to ``_on_report``)."""
         if self.trace_orders or not (_stock(Engine, "_on_report", "_finish") and _stock(
-                OrderManager, "on_report", "_on_create_ack", "_finish", "finished", "_recommit", "_commit_value")):
+                OrderManager, "on_report", "_on_create_ack", "_on_fill", "_finish", "finished", "_recommit",
+                "_commit_value")):
             return None
         return (Ack, Canceled, OrderManager, make_order_record, OP_CREATE, OrderState.PENDING_NEW, OrderState.OPEN,
-                OrderState.CANCELED, OrderState.FILLED, OrderState.REJECTED)
+                OrderState.CANCELED, OrderState.FILLED, OrderState.REJECTED, Fill)
 
     def _send_kit(self) -> tuple[Any, ...] | None:
         """What the compiled loop needs to send creates and cancels itself
@@ -766,7 +771,8 @@ _STOCK: dict[str, Callable[..., Any]] = _methods(
     (SymbolSignals, ("snapshot",)),
     (MarkoutTracker, ("on_mid", "advance", "_mature")),
     (Instrument, ("notional_usd",)),
-    (OrderManager, ("reconcile", "_nothing_to_do", "on_report", "_on_create_ack", "_finish", "finished", "_recommit",
+    (OrderManager, ("reconcile", "_nothing_to_do", "on_report", "_on_create_ack", "_on_fill", "_finish", "finished",
+                    "_recommit",
                     "_commit_value", "_reconcile_slow", "_plan_side", "_try_create", "_try_replace", "_send_cancel",
                     "_detach", "_blocked_replace", "_throttled")),
     (FixedStrategy, ("quotes", "prices", "_sized")),

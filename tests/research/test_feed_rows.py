@@ -786,3 +786,28 @@ def test_the_loops_lot_value_is_float_of_the_exact_notional(ticks: int, tick_exp
         assert got == want and got.hex() == want.hex()
     else:  # only a product past Decimal's 28 digits is left to Python
         assert ticks * unit[0] >= 10**28
+
+
+def test_fills_that_complete_an_order_in_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Not a test that cannot fail: a fill that completes its order is applied in the loop
+    (the order manager's fill and finish, the record; its booking through ``_book_fill``),
+    so ``Engine._on_report`` sees only the other fills; a patched report method sees all."""
+    from mmkit.core.types import Fill
+
+    fills = {"n": 0}
+    real = engine_mod.Engine._on_report
+
+    def counting(self: Any, report: Any, now: int) -> None:
+        fills["n"] += type(report) is Fill
+        real(self, report, now)
+
+    cache = synth_cache(tmp_path, 6000)
+    monkeypatch.setitem(engine_mod._STOCK, "Engine._on_report", counting)
+    monkeypatch.setattr(engine_mod.Engine, "_on_report", counting)
+    out = outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False)
+    n = out["counters"]["fills"]
+    assert n > 10 and fills["n"] < n // 2
+    fills["n"] = 0
+    monkeypatch.setitem(engine_mod._STOCK, "Engine._on_report", real)  # now a patched method: no kit
+    assert outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False) == out
+    assert fills["n"] == n
