@@ -2082,6 +2082,17 @@ ATTR(A_oc_filled_orders, "filled_orders");
 ATTR(A_oc_fills, "fills");
 ATTR(A_f_cid, "client_id");
 ATTR(A_rn_cid, "client_id");
+ATTR(A_or_cid, "client_id");
+ATTR(A_or_symbol, "symbol");
+ATTR(A_or_side, "side");
+ATTR(A_or_created, "created_ns");
+ATTR(A_or_placed, "placed_ns");
+ATTR(A_or_done, "done_ns");
+ATTR(A_or_qty, "qty_lots");
+ATTR(A_or_filled, "filled_lots");
+ATTR(A_or_canceled, "canceled");
+ATTR(A_or_rejected, "rejected");
+ATTR(A_or_replaces, "replaces");
 ATTR(A_f_price, "price");
 ATTR(A_f_qty, "qty");
 ATTR(A_f_cum, "cum_qty");
@@ -2099,14 +2110,15 @@ ATTR(A_lo_attached, "attached");
 
 static Attr *REPORT_ATTRS[] = {
     &A_r_cid, &A_r_op, &A_r_price, &A_r_qty, &A_e_live, &A_e_rt, &A_e_records, &A_e_replaces, &A_c_reports,
-    &A_om_orders, &A_om_live, &A_om_counters, &A_om_replacing, &A_om_det, &A_om_n_detached, &A_om_finished, &A_om_params, &A_om_inverse, &A_p_retention, &A_oc_acked, &A_oc_confirmed, &A_oc_filled_orders, &A_oc_fills, &A_f_cid, &A_rn_cid, &A_f_price, &A_f_qty, &A_f_cum,
+    &A_om_orders, &A_om_live, &A_om_counters, &A_om_replacing, &A_om_det, &A_om_n_detached, &A_om_finished, &A_om_params, &A_om_inverse, &A_p_retention, &A_oc_acked, &A_oc_confirmed, &A_oc_filled_orders, &A_oc_fills, &A_f_cid, &A_rn_cid, &A_or_cid, &A_or_symbol, &A_or_side, &A_or_created, &A_or_placed, &A_or_done,
+    &A_or_qty, &A_or_filled, &A_or_canceled, &A_or_rejected, &A_or_replaces, &A_f_price, &A_f_qty, &A_f_cum,
     &A_lo_fill_keys,
     &A_lo_acked, &A_lo_fill_lots, &A_lo_fill_units, &A_lo_pending_qty,
     &A_lo_pending_price, &A_lo_committed, &A_lo_placed, &A_lo_updated,
     &A_lo_side_idx, &A_lo_attached, NULL};
 
 enum { KIT_ACK, KIT_CANCELED, KIT_OM, KIT_RECORD, KIT_CREATE, KIT_PENDING_NEW, KIT_OPEN, KIT_CANCELED_ST,
-       KIT_FILLED, KIT_REJECTED, KIT_FILL, KIT_SIZE };
+       KIT_FILLED, KIT_REJECTED, KIT_FILL, KIT_RECORD_T, KIT_SIZE };
 
 /* d[key] (borrowed) or NULL without an error when absent; -1 on error */
 static int dict_get(PyObject *d, PyObject *key, PyObject **out) {
@@ -2248,6 +2260,10 @@ out:
     return rc;
 }
 
+static PyObject *new_slotted(PyTypeObject *tp, Attr **attrs, PyObject **vals, int n);
+static Attr *RECORD_SLOTS[] = {&A_or_cid, &A_or_symbol, &A_or_side, &A_or_created, &A_or_placed, &A_or_done,
+                               &A_or_qty, &A_or_filled, &A_or_canceled, &A_or_rejected, &A_or_replaces};
+
 /* Engine._finish(cid, order, now) for an order the manager just finished as canceled */
 static int engine_finish(Ctx *x, PyObject *kit, PyObject *o, PyObject *cid, PyObject *live_tuple, PyObject *t,
                          int canceled) {
@@ -2274,7 +2290,9 @@ static int engine_finish(Ctx *x, PyObject *kit, PyObject *o, PyObject *cid, PyOb
     PyObject *args[11] = {cid, PyTuple_GET_ITEM(live_tuple, 0), PyTuple_GET_ITEM(live_tuple, 1),
                           PyTuple_GET_ITEM(live_tuple, 2), placed, t, qty, filled, canceled ? Py_True : Py_False,
                           Py_False, nrep};
-    rec = PyObject_Vectorcall(PyTuple_GET_ITEM(kit, KIT_RECORD), args, 11, NULL);
+    PyObject *rt_ = PyTuple_GET_ITEM(kit, KIT_RECORD_T);
+    rec = rt_ != Py_None ? new_slotted((PyTypeObject *)rt_, RECORD_SLOTS, args, 11) /* the stock builder's result */
+                         : PyObject_Vectorcall(PyTuple_GET_ITEM(kit, KIT_RECORD), args, 11, NULL);
     if (rec == NULL || PyDict_SetItem(records, cid, rec) < 0) goto out;
     rc = 0;
 out:
@@ -4251,7 +4269,7 @@ static PyObject *run(PyObject *module, PyObject *const *args, Py_ssize_t nargs) 
              !PyType_Check(PyTuple_GET_ITEM(x.report_kit, KIT_ACK)) ||
              !PyType_Check(PyTuple_GET_ITEM(x.report_kit, KIT_CANCELED)) ||
              !PyType_Check(PyTuple_GET_ITEM(x.report_kit, KIT_OM))) {
-        PyErr_SetString(PyExc_TypeError, "run: the report kit must be None or a tuple of its 11 entries");
+        PyErr_SetString(PyExc_TypeError, "run: the report kit must be None or a tuple of its 12 entries");
         return NULL;
     }
     x.arrival_kit = PyTuple_GET_ITEM(ctx, 23);

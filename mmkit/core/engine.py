@@ -48,6 +48,7 @@ from mmkit.core.book import L2Book, NativeL2Book
 from mmkit.core.events import BookDelta, BookSnapshot, Quote, SeqGap, Trade
 from mmkit.core import fillsim as fillsim_mod
 from mmkit.core import orders as orders_mod
+from mmkit.core import stats as stats_mod
 from mmkit.core.fillsim import FillSimulator
 from mmkit.core.gates import GateChain
 from mmkit.core.instruments import Instrument
@@ -415,7 +416,9 @@ class Engine:
                 "_commit_value")):
             return None
         return (Ack, Canceled, OrderManager, make_order_record, OP_CREATE, OrderState.PENDING_NEW, OrderState.OPEN,
-                OrderState.CANCELED, OrderState.FILLED, OrderState.REJECTED, Fill)
+                OrderState.CANCELED, OrderState.FILLED, OrderState.REJECTED, Fill,
+                OrderRecord if make_order_record is stats_mod._OrderRecordBuilder and _RECORD_FIELDS == tuple(
+                    f.name for f in dataclass_fields(OrderRecord)) else None)
 
     def _send_kit(self) -> tuple[Any, ...] | None:
         """What the compiled loop needs to send creates and cancels itself
@@ -813,6 +816,10 @@ def _arrival_kit(sim: Any) -> tuple[Any, ...] | None:
     return (CreateOrder, CancelOrder, fillsim_mod._Order, Ack, Canceled, OP_CREATE, OP_CANCEL, "canceled",
             fillsim_mod._NEG, fillsim_mod._POS, resp, join_visible)
 
+
+_RECORD_FIELDS = ("client_id", "symbol", "side", "created_ns", "placed_ns", "done_ns", "qty_lots", "filled_lots",
+                  "canceled", "rejected", "replaces")
+"""An order record's fields in the order the compiled loop sets them (make_order_record's)."""
 
 _LIVE_FIELDS = ("client_id", "symbol", "side", "price", "qty", "level", "created_ns", "state", "filled", "updated_ns",
                 "placed_ns", "venue_id", "post_only", "pending_price", "pending_qty", "side_idx", "attached", "acked",
