@@ -1288,6 +1288,35 @@ static int wants_read(PyObject *desired, Want *w, Py_ssize_t *n) {
     return 1;
 }
 
+/* The anti-stale guard's drift test of an order whose price was chosen at ref_mid:
+   |mid - ref_mid| * 10000.0 >= drift_bps * ref_mid, in Python's float order.  1 drifted,
+   0 not (or ref_mid <= 0), 2 not known exactly (the Python method decides), -1 error. */
+static int drifted(PyObject *o, int64_t mid, double drift) {
+    PyObject *ref = aget(&A_lo_ref_mid, o);
+    if (ref == NULL) return -1;
+    double refd = 0.0, dist = 0.0;
+    int known = 1;
+    if (PyFloat_CheckExact(ref)) {
+        refd = PyFloat_AS_DOUBLE(ref);
+        dist = (double)mid - refd; /* int - float: the int as a double */
+        if (mid > EXACT_DBL) known = 0;
+    } else if (PyLong_CheckExact(ref)) {
+        int64_t ri = as_i64(ref);
+        if (ri == -1 && PyErr_Occurred()) {
+            PyErr_Clear();
+            known = 0;
+        }
+        refd = (double)ri;
+        dist = (double)(mid - ri); /* int - int, exact, then a double */
+        if (ri > EXACT_DBL || ri < -EXACT_DBL || mid > EXACT_DBL) known = 0;
+    } else {
+        known = 0;
+    }
+    Py_DECREF(ref);
+    if (!known) return 2;
+    return refd > 0 && fabs(dist) * 10000.0 >= drift * refd;
+}
+
 static int nothing_to_do(Ctx *x, PyObject *om, const Want *w, Py_ssize_t nq, int64_t now, int64_t mid) {
     PyObject *att = NULL, *sym = NULL;
     int64_t maxlv, tail_thr, ttl, min_tib;
@@ -1349,30 +1378,10 @@ static int nothing_to_do(Ctx *x, PyObject *om, const Want *w, Py_ssize_t nq, int
         if (age >= min_tib) {
             if (age >= ttl) goto done;
             if (guard && mid > 0) {
-                PyObject *ref = aget(&A_lo_ref_mid, o);
-                if (ref == NULL) goto error;
-                double refd, dist;
-                int known = 1;
-                if (PyFloat_CheckExact(ref)) {
-                    refd = PyFloat_AS_DOUBLE(ref);
-                    dist = (double)mid - refd; /* int - float: the int as a double */
-                    if (mid > EXACT_DBL) known = 0;
-                } else if (PyLong_CheckExact(ref)) {
-                    int64_t ri = as_i64(ref);
-                    if (ri == -1 && PyErr_Occurred()) {
-                        PyErr_Clear();
-                        known = 0;
-                    }
-                    refd = (double)ri;
-                    dist = (double)(mid - ri); /* int - int, exact, then a double */
-                    if (ri > EXACT_DBL || ri < -EXACT_DBL || mid > EXACT_DBL) known = 0;
-                } else {
-                    known = 0;
-                    refd = dist = 0.0;
-                }
-                Py_DECREF(ref);
-                if (!known) goto unsure;
-                if (refd > 0 && fabs(dist) * 10000.0 >= drift * refd) goto done;
+                int d = drifted(o, mid, drift);
+                if (d < 0) goto error;
+                if (d == 2) goto unsure;
+                if (d) goto done;
             }
             if (op > EXACT_DBL || op < -EXACT_DBL || qp > EXACT_DBL) goto unsure;
             int ge = int_ge_dbl(qp - op, thr * (double)op);
@@ -1825,23 +1834,7 @@ static int decide(Ctx *x, PyObject *entry, int64_t now) {
                 got = wants_read(desired, dw, &nd);
                 if (got < 0) goto out;
             }
-            if (got == 1) {
-                PyObject *acts = NULL;
-                int done = reconcile_c(x, orders, native_q ? w : dw, native_q ? nw : nd, now, mid_floor, &acts);
-                if (done < 0) goto out;
-                if (done) {
-                    int r2 = 0;
-                    if (PyList_GET_SIZE(acts) > 0) {
-                        r2 = send_actions(x, rt, acts, now);
-                    }
-                    Py_DECREF(acts);
-                    if (r2 < 0) goto out;
-                    Py_INCREF(Py_None);
-                    result = Py_None;
-                    goto out;
-                }
-                slow = 1;
-            }
+            slow = got == 1;
         }
         if (r == 1 && detached == 0) {
             int ntd = 0;
@@ -1859,21 +1852,18 @@ static int decide(Ctx *x, PyObject *entry, int64_t now) {
                 goto out;
             }
             slow = ntd == 0; /* what reconcile would run next */
-            if (slow) { /* _reconcile_slow's common case here */
-                PyObject *acts = NULL;
-                int done = reconcile_c(x, orders, native_q ? w : dw, native_q ? nw : nd, now, mid_floor, &acts);
-                if (done < 0) goto out;
-                if (done) {
-                    int any = PyList_GET_SIZE(acts) > 0, r2 = 0;
-                    if (any) {
-                        r2 = send_actions(x, rt, acts, now);
-                    }
-                    Py_DECREF(acts);
-                    if (r2 < 0) goto out;
-                    Py_INCREF(Py_None);
-                    result = Py_None;
-                    goto out;
-                }
+        }
+        if (slow) { /* _reconcile_slow's common case here, then the sends */
+            PyObject *acts = NULL;
+            int done = reconcile_c(x, orders, native_q ? w : dw, native_q ? nw : nd, now, mid_floor, &acts);
+            if (done < 0) goto out;
+            if (done) {
+                int r2 = PyList_GET_SIZE(acts) > 0 ? send_actions(x, rt, acts, now) : 0;
+                Py_DECREF(acts);
+                if (r2 < 0) goto out;
+                Py_INCREF(Py_None);
+                result = Py_None;
+                goto out;
             }
         }
     }
@@ -2120,6 +2110,24 @@ static Attr *REPORT_ATTRS[] = {
 enum { KIT_ACK, KIT_CANCELED, KIT_OM, KIT_RECORD, KIT_CREATE, KIT_PENDING_NEW, KIT_OPEN, KIT_CANCELED_ST,
        KIT_FILLED, KIT_REJECTED, KIT_FILL, KIT_RECORD_T, KIT_SIZE };
 
+/* index of obj in the list by identity (list.remove's match for our orders, whose __eq__
+   is identity), or -1 */
+static Py_ssize_t find_same(PyObject *lst, PyObject *obj) {
+    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(lst); k++)
+        if (PyList_GET_ITEM(lst, k) == obj) return k;
+    return -1;
+}
+
+/* list.remove(obj) by identity, with list.remove's error when it is not there */
+static int remove_same(PyObject *lst, PyObject *obj) {
+    Py_ssize_t k = find_same(lst, obj);
+    if (k < 0) {
+        PyErr_SetString(PyExc_ValueError, "list.remove(x): x not in list");
+        return -1;
+    }
+    return PyList_SetSlice(lst, k, k + 1, NULL);
+}
+
 /* d[key] (borrowed) or NULL without an error when absent; -1 on error */
 static int dict_get(PyObject *d, PyObject *key, PyObject **out) {
     if (!PyDict_Check(d)) {
@@ -2183,13 +2191,7 @@ static int om_finish(PyObject *kit, PyObject *om, PyObject *o, PyObject *cid, Py
             PyErr_SetString(PyExc_TypeError, "OrderManager._att must be a pair of lists");
             goto out;
         }
-        Py_ssize_t k = 0, n = PyList_GET_SIZE(lst);
-        while (k < n && PyList_GET_ITEM(lst, k) != o) k++;
-        if (k == n) { /* list.remove's error */
-            PyErr_SetString(PyExc_ValueError, "list.remove(x): x not in list");
-            goto out;
-        }
-        if (PyList_SetSlice(lst, k, k + 1, NULL) < 0 || aset(&A_lo_attached, o, Py_False) < 0) goto out;
+        if (remove_same(lst, o) < 0 || aset(&A_lo_attached, o, Py_False) < 0) goto out;
     } else {
         int64_t nd;
         if ((det = aget(&A_om_det, om)) == NULL || list_add(det, si, committed, 1) < 0 ||
@@ -2586,6 +2588,22 @@ static int set_dict_i64(PyObject *d, PyObject *key, int64_t v) {
     return rc;
 }
 
+/* The simulator's ordering state of an order (its last arrival and delivery times),
+   dropped once nothing of it is in flight and it is not live (pop(cid, None) of both) */
+static int forget_timing(Ctx *x, PyObject *cid) {
+    Attr *dicts[2] = {&A_sim_last_arrival, &A_sim_last_delivery};
+    for (int i = 0; i < 2; i++) {
+        PyObject *d = aget(dicts[i], x->sim);
+        int r = d == NULL ? -1 : PyDict_DelItem(d, cid);
+        Py_XDECREF(d);
+        if (r < 0) {
+            if (!PyErr_ExceptionMatches(PyExc_KeyError)) return -1;
+            PyErr_Clear();
+        }
+    }
+    return 0;
+}
+
 /* FillSimulator.now_ns as the loop knows it */
 static int sim_now_get(Ctx *x, int64_t *v) {
     if (x->sim_now_dirty) {
@@ -2852,9 +2870,8 @@ static int arrive_cancel(Ctx *x, PyObject *kit, PyObject *a, int64_t ts) {
         rc = PyErr_Occurred() ? -1 : 0;
         goto out;
     }
-    Py_ssize_t k = 0, nl = PyList_GET_SIZE(lst);
-    while (k < nl && PyList_GET_ITEM(lst, k) != o) k++;
-    if (k == nl) goto out; /* not where _unrest looks: its error, from Python */
+    Py_ssize_t k = find_same(lst, o);
+    if (k < 0) goto out; /* not where _unrest looks: its error, from Python */
     /* from here on: _unrest, _done, the confirmation */
     rc = -1;
     if (aset(&A_o_resting, o, Py_False) < 0 || PyList_SetSlice(lst, k, k + 1, NULL) < 0) goto out;
@@ -2890,18 +2907,7 @@ static int arrive_cancel(Ctx *x, PyObject *kit, PyObject *a, int64_t ts) {
     if ((inflight = aget(&A_sim_inflight, x->sim)) == NULL) goto out;
     int infl = PyDict_Contains(inflight, cid);
     if (infl < 0) goto out;
-    if (!infl) {
-        Attr *dicts[2] = {&A_sim_last_arrival, &A_sim_last_delivery};
-        for (int i = 0; i < 2; i++) {
-            PyObject *d = aget(dicts[i], x->sim);
-            int r = d == NULL ? -1 : PyDict_DelItem(d, cid);
-            Py_XDECREF(d);
-            if (r < 0) {
-                if (!PyErr_ExceptionMatches(PyExc_KeyError)) goto out;
-                PyErr_Clear();
-            }
-        }
-    }
+    if (!infl && forget_timing(x, cid) < 0) goto out;
     if ((counters = aget(&A_sim_counters, x->sim)) == NULL || bump(counters, &A_sc_cancels, 1) < 0) goto out;
     /* the confirmation: Canceled(ts, cid, a.reason or "canceled") */
     if ((reason = aget(&A_x_reason, a)) == NULL) goto out;
@@ -2978,18 +2984,7 @@ static int process_arrivals(Ctx *x, int64_t until) {
             int in = live == NULL ? -1 : PyDict_Contains(live, cid);
             Py_XDECREF(live);
             if (in < 0) goto next;
-            if (!in) {
-                Attr *dicts[2] = {&A_sim_last_arrival, &A_sim_last_delivery};
-                for (int i = 0; i < 2; i++) {
-                    PyObject *d = aget(dicts[i], x->sim);
-                    int r = d == NULL ? -1 : PyDict_DelItem(d, cid);
-                    Py_XDECREF(d);
-                    if (r < 0) {
-                        if (!PyErr_ExceptionMatches(PyExc_KeyError)) goto next;
-                        PyErr_Clear();
-                    }
-                }
-            }
+            if (!in && forget_timing(x, cid) < 0) goto next;
         }
         rc = 0;
     next:
@@ -3494,14 +3489,8 @@ static int rc_send_cancel(Rc *c, PyObject *o, PyObject *reason, PyObject *out) {
             PyErr_SetString(PyExc_ValueError, "side_idx must be 0 or 1");
             goto out;
         }
-        Py_ssize_t k = 0, n = PyList_GET_SIZE(lst);
-        while (k < n && PyList_GET_ITEM(lst, k) != o) k++;
-        if (k == n) {
-            PyErr_SetString(PyExc_ValueError, "list.remove(x): x not in list");
-            goto out;
-        }
         PyObject *committed = aget(&A_lv_committed, o);
-        int bad = committed == NULL || PyList_SetSlice(lst, k, k + 1, NULL) < 0 || list_add(c->det, si, committed, 0) < 0 ||
+        int bad = committed == NULL || remove_same(lst, o) < 0 || list_add(c->det, si, committed, 0) < 0 ||
                   get_i64(&A_om_detached, c->om, &nd) < 0 || set_i64(&A_om_detached, c->om, nd + 1) < 0;
         Py_XDECREF(committed);
         if (bad) goto out;
@@ -3842,29 +3831,10 @@ static int reconcile_c(Ctx *x, PyObject *om, const Want *w, Py_ssize_t nw, int64
             if (guard) {
                 if (age >= ttl) stale = PyTuple_GET_ITEM(kit, RK_TTL);
                 else if (mid > 0) {
-                    PyObject *ref = aget(&A_lo_ref_mid, d->o);
-                    if (ref == NULL) goto error;
-                    double refd = 0.0, dist = 0.0;
-                    int known = 1;
-                    if (PyFloat_CheckExact(ref)) {
-                        refd = PyFloat_AS_DOUBLE(ref);
-                        dist = (double)mid - refd;
-                        if (mid > EXACT_DBL) known = 0;
-                    } else if (PyLong_CheckExact(ref)) {
-                        int64_t ri = as_i64(ref);
-                        if (ri == -1 && PyErr_Occurred()) {
-                            PyErr_Clear();
-                            known = 0;
-                        }
-                        refd = (double)ri;
-                        dist = (double)(mid - ri);
-                        if (ri > EXACT_DBL || ri < -EXACT_DBL || mid > EXACT_DBL) known = 0;
-                    } else {
-                        known = 0;
-                    }
-                    Py_DECREF(ref);
-                    if (!known) goto unsure;
-                    if (refd > 0 && fabs(dist) * 10000.0 >= drift * refd) stale = PyTuple_GET_ITEM(kit, RK_DRIFT);
+                    int dr = drifted(d->o, mid, drift);
+                    if (dr < 0) goto error;
+                    if (dr == 2) goto unsure;
+                    if (dr) stale = PyTuple_GET_ITEM(kit, RK_DRIFT);
                 }
             }
             if (stale == NULL) {
