@@ -595,67 +595,78 @@ def test_prints_at_our_price_stay_in_the_loop(tmp_path: Path, monkeypatch: pytes
     assert len(trades) == reaching
 
 
+class Spy:
+    """A counting stand-in for ``owner.name`` (``count(*args)``: what one call adds).
+
+    Registered in ``engine._STOCK`` by default, so the loop keeps the C step that mirrors
+    the method and the count is what it still hands to Python; ``patch()`` unregisters it,
+    making it a patched method (the loop then calls it every time).  ``stock=False`` only
+    replaces the method (one the loop asks through Python anyway).
+    """
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, owner: type, name: str, *, stock: bool = True,
+                 count: Any = lambda *args: 1) -> None:
+        self.n = 0
+        self.real = real = getattr(owner, name)
+        self._monkeypatch = monkeypatch
+        self._key = f"{owner.__name__}.{name}"
+
+        def spy(*args: Any) -> Any:
+            self.n += count(*args)
+            return real(*args)
+
+        if stock:
+            monkeypatch.setitem(engine_mod._STOCK, self._key, spy)
+        monkeypatch.setattr(owner, name, spy)
+
+    def patch(self) -> None:
+        self._monkeypatch.setitem(engine_mod._STOCK, self._key, self.real)
+
+
+def untraced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cache: Path) -> dict[str, Any]:
+    return outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False)
+
+
 def test_acks_and_cancel_confirmations_in_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Not a test that cannot fail: without an order trace the loop applies a create's ack
     and a cancel confirmation itself (``Engine._on_report`` then sees only the fills and
     other reports), with a trace or a patched report method every report goes to Python,
     and the results are the same."""
-    calls = {"reports": 0}
-    real = engine_mod.Engine._on_report
-
-    def counting(self: Any, report: Any, now: int) -> None:
-        calls["reports"] += 1
-        real(self, report, now)
-
+    spy = Spy(monkeypatch, engine_mod.Engine, "_on_report")
     cache = synth_cache(tmp_path, 6000)
-    monkeypatch.setitem(engine_mod._STOCK, "Engine._on_report", counting)
-    monkeypatch.setattr(engine_mod.Engine, "_on_report", counting)
-    out = outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False)
+    out = untraced(tmp_path, monkeypatch, cache)
     c = out["counters"]
-    assert c["creates"] > 20 and c["cancels"] > 20 and calls["reports"] < c["reports"] - c["creates"]
-    calls["reports"] = 0
+    assert c["creates"] > 20 and c["cancels"] > 20 and spy.n < c["reports"] - c["creates"]
+    spy.n = 0
     traced = outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5)
-    assert calls["reports"] == c["reports"] and {k: v for k, v in traced.items() if k != "trace"} == {
+    assert spy.n == c["reports"] and {k: v for k, v in traced.items() if k != "trace"} == {
         k: v for k, v in out.items() if k != "trace"}
-    calls["reports"] = 0
-    monkeypatch.setitem(engine_mod._STOCK, "Engine._on_report", real)  # now a patched method: no kit
-    again = outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False)
-    assert again == out and calls["reports"] == c["reports"]
+    spy.n = 0
+    spy.patch()
+    assert untraced(tmp_path, monkeypatch, cache) == out and spy.n == c["reports"]
 
 
 def test_arrivals_at_the_simulator_in_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Not a test that cannot fail: the loop runs a create's and a cancel's arrival at the
     simulator itself (``process_arrivals`` is then called only by ``Engine.close`` for
-    what is still in flight at the end), asks a queue model with
-    its own ``on_join`` for the queue position, and calls a patched ``process_arrivals``
-    for every arrival instead: same results every way."""
+    what is still in flight at the end), asks a queue model with its own ``on_join`` for
+    the queue position, and calls a patched ``process_arrivals`` for every arrival
+    instead: same results every way."""
     from mmkit.core.fillsim import FillSimulator
     from mmkit.core.queue import RiskAverseQueue
 
-    calls = {"arrivals": 0, "join": 0}
-    real, real_join = FillSimulator.process_arrivals, RiskAverseQueue.on_join
-
-    def counting(self: Any, until: int) -> None:
-        calls["arrivals"] += 1
-        real(self, until)
-
-    def counting_join(self: Any, visible: int) -> float:
-        calls["join"] += 1
-        return real_join(self, visible)
-
+    spy = Spy(monkeypatch, FillSimulator, "process_arrivals")
     cache = synth_cache(tmp_path, 6000)
-    monkeypatch.setitem(engine_mod._STOCK, "FillSimulator.process_arrivals", counting)
-    monkeypatch.setattr(FillSimulator, "process_arrivals", counting)
-    out = outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False)
+    out = untraced(tmp_path, monkeypatch, cache)
     c = out["counters"]
-    assert c["creates"] > 20 and c["cancels"] > 20 and calls["arrivals"] <= 1
-    calls["arrivals"] = 0
-    monkeypatch.setattr(RiskAverseQueue, "on_join", counting_join)
-    assert outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False) == out
-    assert calls["join"] > 20 and calls["arrivals"] <= 1
-    monkeypatch.setitem(engine_mod._STOCK, "FillSimulator.process_arrivals", real)  # now a patched method: no kit
-    assert outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False) == out
-    assert calls["arrivals"] > c["creates"] // 2
+    assert c["creates"] > 20 and c["cancels"] > 20 and spy.n <= 1
+    spy.n = 0
+    join = Spy(monkeypatch, RiskAverseQueue, "on_join", stock=False)
+    assert untraced(tmp_path, monkeypatch, cache) == out
+    assert join.n > 20 and spy.n <= 1
+    spy.patch()
+    assert untraced(tmp_path, monkeypatch, cache) == out
+    assert spy.n > c["creates"] // 2
 
 
 def test_reconciles_in_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -665,44 +676,28 @@ def test_reconciles_in_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     manager and simulator state."""
     from mmkit.core.orders import OrderManager
 
-    calls = {"slow": 0}
-    real = OrderManager._reconcile_slow
-
-    def counting(self: Any, desired: Any, now: int, mid: float) -> Any:
-        calls["slow"] += 1
-        return real(self, desired, now, mid)
-
+    spy = Spy(monkeypatch, OrderManager, "_reconcile_slow")
     cache = synth_cache(tmp_path, 6000)
-    monkeypatch.setitem(engine_mod._STOCK, "OrderManager._reconcile_slow", counting)
-    monkeypatch.setattr(OrderManager, "_reconcile_slow", counting)
-    out = outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False)
+    out = untraced(tmp_path, monkeypatch, cache)
     c = out["counters"]
-    assert c["creates"] > 20 and c["cancels"] > 20 and calls["slow"] <= 2
-    monkeypatch.setitem(engine_mod._STOCK, "OrderManager._reconcile_slow", real)  # now a patched method: no kit
-    assert outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False) == out
-    assert calls["slow"] > c["cancels"] // 2
+    assert c["creates"] > 20 and c["cancels"] > 20 and spy.n <= 2
+    spy.patch()
+    assert untraced(tmp_path, monkeypatch, cache) == out
+    assert spy.n > c["cancels"] // 2
 
 
 def test_sends_in_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Not a test that cannot fail: without an order trace the loop sends creates and
     cancels to the simulator itself (``Engine._send`` is then called only outside the
     loop), and calls a patched ``_send`` for every batch instead: same results."""
-    calls = {"send": 0}
-    real = engine_mod.Engine._send
-
-    def counting(self: Any, rt: Any, actions: Any, now: int) -> None:
-        calls["send"] += 1
-        real(self, rt, actions, now)
-
+    spy = Spy(monkeypatch, engine_mod.Engine, "_send")
     cache = synth_cache(tmp_path, 6000)
-    monkeypatch.setitem(engine_mod._STOCK, "Engine._send", counting)
-    monkeypatch.setattr(engine_mod.Engine, "_send", counting)
-    out = outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False)
+    out = untraced(tmp_path, monkeypatch, cache)
     c = out["counters"]
-    assert c["creates"] > 20 and c["cancels"] > 20 and calls["send"] <= 2
-    monkeypatch.setitem(engine_mod._STOCK, "Engine._send", real)  # now a patched method: no kit
-    assert outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False) == out
-    assert calls["send"] > c["creates"] // 2
+    assert c["creates"] > 20 and c["cancels"] > 20 and spy.n <= 2
+    spy.patch()
+    assert untraced(tmp_path, monkeypatch, cache) == out
+    assert spy.n > c["creates"] // 2
 
 
 def test_gates_in_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -713,23 +708,15 @@ def test_gates_in_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     from mmkit.core.gates import GateChain
     from mmkit.core.risk import KillSwitch
 
-    calls = {"check": 0}
-    real = GateChain.check
-
-    def counting(self: Any, action: Any, now: int) -> Any:
-        calls["check"] += 1
-        return real(self, action, now)
-
+    spy = Spy(monkeypatch, GateChain, "check")
     cache = synth_cache(tmp_path, 6000)
-    monkeypatch.setitem(engine_mod._STOCK, "GateChain.check", counting)
-    monkeypatch.setattr(GateChain, "check", counting)
-    out = outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False)
+    out = untraced(tmp_path, monkeypatch, cache)
     c = out["counters"]
-    assert c["creates"] > 20 and calls["check"] <= 2
-    monkeypatch.setitem(engine_mod._STOCK, "GateChain.check", real)  # now a patched method: no gate kit
-    assert outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False) == out
-    assert calls["check"] > c["creates"] // 2
-    monkeypatch.setattr(GateChain, "check", real)
+    assert c["creates"] > 20 and spy.n <= 2
+    spy.patch()
+    assert untraced(tmp_path, monkeypatch, cache) == out
+    assert spy.n > c["creates"] // 2
+    monkeypatch.setattr(GateChain, "check", spy.real)
     real_init = KillSwitch.__init__
 
     def tripped(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -747,22 +734,14 @@ def test_markouts_mature_in_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyP
     ``_mature`` instead: same markout sums either way."""
     from mmkit.core.signals import MarkoutTracker
 
-    calls = {"mature": 0}
-    real = MarkoutTracker._mature
-
-    def counting(self: Any, upto: int) -> None:
-        calls["mature"] += 1
-        real(self, upto)
-
+    spy = Spy(monkeypatch, MarkoutTracker, "_mature")
     cache = synth_cache(tmp_path, 6000)
-    monkeypatch.setitem(engine_mod._STOCK, "MarkoutTracker._mature", counting)
-    monkeypatch.setattr(MarkoutTracker, "_mature", counting)
-    out = outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False)
+    out = untraced(tmp_path, monkeypatch, cache)
     matured = sum(s.count for s in out["signals"]["SYNUSDT"][-1])
-    assert out["counters"]["fills"] > 10 and matured > 20 and calls["mature"] <= 2
-    monkeypatch.setitem(engine_mod._STOCK, "MarkoutTracker._mature", real)  # now a patched method
-    assert outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False) == out
-    assert calls["mature"] > 20
+    assert out["counters"]["fills"] > 10 and matured > 20 and spy.n <= 2
+    spy.patch()
+    assert untraced(tmp_path, monkeypatch, cache) == out
+    assert spy.n > 20
 
 
 @settings(max_examples=300, deadline=None)
@@ -794,20 +773,12 @@ def test_fills_that_complete_an_order_in_the_loop(tmp_path: Path, monkeypatch: p
     so ``Engine._on_report`` sees only the other fills; a patched report method sees all."""
     from mmkit.core.types import Fill
 
-    fills = {"n": 0}
-    real = engine_mod.Engine._on_report
-
-    def counting(self: Any, report: Any, now: int) -> None:
-        fills["n"] += type(report) is Fill
-        real(self, report, now)
-
+    spy = Spy(monkeypatch, engine_mod.Engine, "_on_report", count=lambda self, report, now: type(report) is Fill)
     cache = synth_cache(tmp_path, 6000)
-    monkeypatch.setitem(engine_mod._STOCK, "Engine._on_report", counting)
-    monkeypatch.setattr(engine_mod.Engine, "_on_report", counting)
-    out = outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False)
+    out = untraced(tmp_path, monkeypatch, cache)
     n = out["counters"]["fills"]
-    assert n > 10 and fills["n"] < n // 2
-    fills["n"] = 0
-    monkeypatch.setitem(engine_mod._STOCK, "Engine._on_report", real)  # now a patched method: no kit
-    assert outcome(cache, config(tmp_path), True, monkeypatch, decision_interval_ms=5, trace=False) == out
-    assert fills["n"] == n
+    assert n > 10 and spy.n < n // 2
+    spy.n = 0
+    spy.patch()
+    assert untraced(tmp_path, monkeypatch, cache) == out
+    assert spy.n == n
